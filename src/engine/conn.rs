@@ -1,0 +1,437 @@
+//! The connection driver shared by both backends.
+//!
+//! A [`Conn`] is fed received bytes ([`Conn::on_input`]) and told when its socket is writable
+//! again ([`Conn::on_writable`]); it parses requests with the sans-I/O core, asks the handler
+//! for a response plan, and sends it inline with non-blocking `send` (heads) and `sendfile`
+//! (file bytes, which never enter user space). It answers with what it needs next — more
+//! input, writability, or to be closed — and the backend arranges that in its own way (a
+//! multishot recv and `POLL_ADD` on the ring, edge-triggered interest on epoll).
+//!
+//! Requests are answered strictly one after another: the next pipelined request is parsed
+//! only once the previous response is fully handed to the kernel, so responses can never
+//! interleave and a client that stops reading stops being served.
+
+use std::fs::File;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use crate::config::{BodyPath, Config};
+use crate::http::date::DateCache;
+use crate::http::request::{self, Parse};
+use crate::http::response::{self, Context};
+use crate::http::{Chunk, Status};
+use crate::serve::{Handler, Scratch};
+
+use super::access_log::AccessLog;
+use super::pipes::{Pipe, PipePool, PIPE_SIZE};
+use super::sys;
+use super::timer::Deadline;
+
+/// Most unparsed input kept for a connection while its response is being sent (pipelined
+/// requests waiting their turn). A client that sends more without reading is cut off.
+const MAX_PENDING: usize = 64 * 1024;
+
+/// What the connection needs from its backend next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Waiting for request bytes.
+    Read,
+    /// A response is stuck on a full socket: call [`Conn::on_writable`] when it drains.
+    Write,
+    /// Done: close the connection (gracefully).
+    Close,
+}
+
+/// Where a connection is in its life, which decides its deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Between requests on a kept-alive connection.
+    Idle,
+    /// Some bytes of a request head have arrived (or the connection is new).
+    Head,
+    /// A response is waiting for the socket to drain.
+    Sending,
+    /// A response was just sent; the next input decides between `Idle` and `Head`.
+    Answered,
+}
+
+/// Per-worker state every connection of the worker uses while it is being driven.
+pub struct Worker {
+    /// The static-file handler.
+    pub handler: Handler,
+    /// Run-time configuration.
+    pub config: std::sync::Arc<Config>,
+    /// `Date` header value, refreshed once per second.
+    pub date: DateCache,
+    /// Time of the current loop turn.
+    pub now: Instant,
+    /// Set once the server is shutting down: every response then closes its connection.
+    pub draining: bool,
+    /// Buffered access log.
+    pub log: AccessLog,
+    scratch: Scratch,
+    pipes: PipePool,
+}
+
+impl Worker {
+    /// Worker state serving with `handler` under `config`.
+    pub fn new(handler: Handler, config: std::sync::Arc<Config>, log: AccessLog) -> Worker {
+        let mut date = DateCache::new();
+        date.update(std::time::SystemTime::now());
+        Worker {
+            handler,
+            config,
+            date,
+            now: Instant::now(),
+            draining: false,
+            log,
+            scratch: Scratch::default(),
+            pipes: PipePool::default(),
+        }
+    }
+
+    /// Advances the worker's clock (once per loop turn).
+    pub fn tick(&mut self) {
+        self.now = Instant::now();
+        let wall = std::time::SystemTime::now();
+        self.date.update(wall);
+        self.log.tick(wall);
+    }
+
+    fn deadline_after(&self, d: Duration) -> Option<Instant> {
+        Some(self.now + d)
+    }
+}
+
+/// One client connection.
+pub struct Conn {
+    sock: OwnedFd,
+    peer: IpAddr,
+    /// Unparsed request bytes carried between inputs (empty in the common case, where a
+    /// whole request arrives at once and is parsed straight from the receive buffer).
+    pending: Vec<u8>,
+    /// Request-body bytes still to read and discard.
+    discard: u64,
+    /// Head and in-memory body bytes of the current response.
+    out: Vec<u8>,
+    /// Body layout of the current response, in send order.
+    chunks: Vec<Chunk>,
+    /// Index of the chunk being sent and bytes of it already sent.
+    cursor: (usize, u64),
+    /// The file behind the current response's `Chunk::File`s.
+    file: Option<File>,
+    /// Pipe holding file bytes on their way to the socket (splice body path only).
+    pipe: Option<Pipe>,
+    /// Close once the current response is sent.
+    close_after: bool,
+    /// Requests answered on this connection.
+    served: u32,
+    phase: Phase,
+    /// The connection's deadline, kept in sync with the worker's timer queue.
+    pub deadline: Deadline,
+}
+
+impl Conn {
+    /// Wraps a freshly accepted non-blocking socket; `want_peer` looks up the client address
+    /// (one syscall) for the access log.
+    pub fn new(sock: OwnedFd, want_peer: bool, w: &Worker) -> Conn {
+        let peer = if want_peer {
+            peer_ip(&sock)
+        } else {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        };
+        let mut deadline = Deadline::default();
+        deadline.set(w.deadline_after(w.config.header_timeout));
+        Conn {
+            sock,
+            peer,
+            pending: Vec::new(),
+            discard: 0,
+            out: Vec::new(),
+            chunks: Vec::new(),
+            cursor: (0, 0),
+            file: None,
+            pipe: None,
+            close_after: false,
+            served: 0,
+            phase: Phase::Head,
+            deadline,
+        }
+    }
+
+    /// The socket.
+    pub fn sock(&self) -> &OwnedFd {
+        &self.sock
+    }
+
+    /// Consumes the connection, returning its socket for the backend to close.
+    pub fn into_sock(self) -> OwnedFd {
+        self.sock
+    }
+
+    /// Whether the connection sits between requests with nothing buffered: the ones a
+    /// draining server may close at once.
+    pub fn is_idle(&self) -> bool {
+        self.phase == Phase::Idle && self.pending.is_empty()
+    }
+
+    /// Bytes `data` were received.
+    pub fn on_input(&mut self, data: &[u8], w: &mut Worker) -> Next {
+        if self.phase == Phase::Sending || !self.pending.is_empty() {
+            if self.pending.len() + data.len() > MAX_PENDING {
+                return Next::Close;
+            }
+            self.pending.extend_from_slice(data);
+            if self.phase == Phase::Sending {
+                return Next::Write;
+            }
+            return self.serve_pending(w);
+        }
+        let (used, next) = self.serve(data, w);
+        if next != Next::Close && used < data.len() {
+            self.pending.extend_from_slice(&data[used..]);
+        }
+        next
+    }
+
+    /// The socket became writable again after [`Next::Write`].
+    pub fn on_writable(&mut self, w: &mut Worker) -> Next {
+        if self.phase != Phase::Sending {
+            return Next::Read;
+        }
+        match self.flush(w) {
+            Ok(true) if self.close_after => Next::Close,
+            Ok(true) => self.serve_pending(w),
+            Ok(false) => Next::Write,
+            Err(_) => Next::Close,
+        }
+    }
+
+    /// The server started draining: an idle connection closes now, a busy one after its
+    /// current response.
+    pub fn on_drain(&mut self) -> Next {
+        if self.is_idle() {
+            Next::Close
+        } else {
+            self.close_after = true;
+            if self.phase == Phase::Sending {
+                Next::Write
+            } else {
+                Next::Read
+            }
+        }
+    }
+
+    fn serve_pending(&mut self, w: &mut Worker) -> Next {
+        let pending = std::mem::take(&mut self.pending);
+        let (used, next) = self.serve(&pending, w);
+        self.pending = pending;
+        self.pending.drain(..used);
+        next
+    }
+
+    /// Answers the requests at the start of `buf` until input runs out or a response blocks.
+    /// Returns how many bytes of `buf` were consumed.
+    fn serve(&mut self, buf: &[u8], w: &mut Worker) -> (usize, Next) {
+        let mut pos = 0;
+        loop {
+            if self.discard > 0 {
+                let n = self.discard.min((buf.len() - pos) as u64);
+                pos += n as usize;
+                self.discard -= n;
+                if self.discard > 0 {
+                    return (pos, Next::Read);
+                }
+            }
+            if pos == buf.len() {
+                self.await_request(w, false);
+                return (pos, Next::Read);
+            }
+            match request::parse(&buf[pos..], &w.config.limits) {
+                Parse::Partial => {
+                    self.await_request(w, true);
+                    return (pos, Next::Read);
+                }
+                Parse::Invalid(status) => {
+                    self.plan_error(status, w);
+                    pos = buf.len();
+                }
+                Parse::Complete(req) => {
+                    self.served += 1;
+                    let keep_alive = !w.draining
+                        && !self.close_after
+                        && self.served < w.config.keepalive_requests;
+                    let cx = Context {
+                        date: w.date.get(),
+                        limits: &w.config.limits,
+                        keep_alive,
+                        server: b"ringserve",
+                    };
+                    let resp = w.handler.respond(
+                        &req,
+                        &cx,
+                        &mut w.scratch,
+                        &mut self.out,
+                        &mut self.chunks,
+                    );
+                    w.log.record(
+                        self.peer,
+                        Some(&req),
+                        resp.planned.status,
+                        resp.planned.body_len,
+                    );
+                    self.file = resp.file;
+                    self.close_after = !resp.planned.keep_alive;
+                    pos += req.head_len;
+                    self.discard = req.body_len;
+                }
+            }
+            match self.flush(w) {
+                Ok(true) if self.close_after => return (pos, Next::Close),
+                Ok(true) => {}
+                Ok(false) => return (pos, Next::Write),
+                Err(_) => return (pos, Next::Close),
+            }
+        }
+    }
+
+    fn plan_error(&mut self, status: Status, w: &mut Worker) {
+        let cx = Context {
+            date: w.date.get(),
+            limits: &w.config.limits,
+            keep_alive: false,
+            server: b"ringserve",
+        };
+        let planned = response::error(status, false, false, &cx, &mut self.out, &mut self.chunks);
+        w.log
+            .record(self.peer, None, planned.status, planned.body_len);
+        self.close_after = true;
+    }
+
+    /// Sets the deadline for waiting on a request: keep-alive idle when nothing of the next
+    /// request has arrived, header timeout from the moment its first bytes do.
+    fn await_request(&mut self, w: &Worker, partial: bool) {
+        let phase = if partial { Phase::Head } else { Phase::Idle };
+        if phase != self.phase {
+            let d = match phase {
+                Phase::Head => w.config.header_timeout,
+                _ => w.config.keepalive_timeout,
+            };
+            self.deadline.set(w.deadline_after(d));
+            self.phase = phase;
+        }
+    }
+
+    /// Sends as much of the current response as the socket takes. `Ok(true)` when all of it
+    /// was handed to the kernel (the response state is then reset), `Ok(false)` when the
+    /// socket is full.
+    fn flush(&mut self, w: &mut Worker) -> io::Result<bool> {
+        let sock = self.sock.as_fd();
+        while let Some(&chunk) = self.chunks.get(self.cursor.0) {
+            let more = self.cursor.0 + 1 < self.chunks.len();
+            let done = self.cursor.1;
+            let sent = match chunk {
+                Chunk::Mem { start, end } => {
+                    let buf = &self.out[start + done as usize..end];
+                    sys::send(sock, buf, more).map(|n| (n, n < buf.len()))
+                }
+                Chunk::File { offset, len } => {
+                    let file = self
+                        .file
+                        .as_ref()
+                        .ok_or(io::ErrorKind::InvalidInput)?
+                        .as_fd();
+                    let (at, want) = (offset + done, len - done);
+                    match w.config.body {
+                        BodyPath::Sendfile => sys::sendfile(sock, file, at, want)
+                            .map(|n| (n, (n as u64) < want.min(sys::SENDFILE_MAX))),
+                        BodyPath::Splice => {
+                            splice(&mut self.pipe, &mut w.pipes, sock, file, at, want, more)
+                        }
+                    }
+                }
+            };
+            match sent {
+                Ok((0, _)) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok((n, socket_full)) => {
+                    self.cursor.1 += n as u64;
+                    if self.cursor.1 == chunk_len(chunk) {
+                        self.cursor = (self.cursor.0 + 1, 0);
+                    } else if socket_full {
+                        // Wait for writability rather than try again only to get EAGAIN.
+                        return Ok(self.blocked(w));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(self.blocked(w)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.out.clear();
+        self.chunks.clear();
+        self.cursor = (0, 0);
+        self.file = None;
+        self.phase = Phase::Answered;
+        Ok(true)
+    }
+
+    /// Records that the response is waiting for the socket; (re)starts the send timeout,
+    /// which counts from the last progress like nginx's `send_timeout`.
+    fn blocked(&mut self, w: &Worker) -> bool {
+        self.phase = Phase::Sending;
+        self.deadline.set(w.deadline_after(w.config.send_timeout));
+        false
+    }
+}
+
+/// The peer's IP address, unspecified if it cannot be had.
+fn peer_ip(sock: &OwnedFd) -> IpAddr {
+    socket2::SockRef::from(sock)
+        .peer_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
+}
+
+/// One round of the splice body path: fill the connection's pipe from the file if it is
+/// empty, then move what the socket takes from the pipe. Returns the bytes sent and whether
+/// the socket filled up. The pipe is borrowed from the pool only while it holds bytes.
+fn splice(
+    slot: &mut Option<Pipe>,
+    pool: &mut PipePool,
+    sock: BorrowedFd<'_>,
+    file: BorrowedFd<'_>,
+    at: u64,
+    want: u64,
+    more: bool,
+) -> io::Result<(usize, bool)> {
+    let pipe = match slot {
+        Some(p) => p,
+        None => slot.insert(pool.take()?),
+    };
+    if pipe.filled == 0 {
+        let cap = want.min(PIPE_SIZE as u64) as usize;
+        pipe.filled = sys::splice_from_file(file, at, pipe.w(), cap)?;
+        if pipe.filled == 0 {
+            return Ok((0, false));
+        }
+    }
+    let before = pipe.filled;
+    let n = sys::splice_to_socket(pipe.r(), sock, before, more || (before as u64) < want)?;
+    pipe.filled -= n;
+    if pipe.filled == 0 {
+        if let Some(p) = slot.take() {
+            pool.give(p);
+        }
+    }
+    Ok((n, n < before))
+}
+
+fn chunk_len(c: Chunk) -> u64 {
+    match c {
+        Chunk::Mem { start, end } => (end - start) as u64,
+        Chunk::File { len, .. } => len,
+    }
+}

@@ -1,0 +1,223 @@
+//! The epoll backend, for where io_uring is missing or blocked (seccomp, `io_uring_disabled`,
+//! old kernels).
+//!
+//! Edge-triggered interest in both directions is registered once per connection, so serving
+//! a request costs no `epoll_ctl`; the connection driver is the same as on the ring, bodies
+//! still go out with `sendfile(2)`. Received bytes land in one per-worker buffer and are
+//! parsed in place, as with the ring's provided buffers.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use super::conn::{Conn, Next, Worker};
+use super::conns::Conns;
+use super::sys;
+use super::timer::TimerKey;
+use super::WorkerSetup;
+
+const LISTENER: u64 = 1;
+const CONN: u64 = 2;
+const WAKE: u64 = 3;
+/// Receive buffer shared by the worker's connections.
+const RECV_BUF: usize = 16 * 1024;
+/// Connections accepted per listener event before other work gets a turn.
+const ACCEPT_BATCH: usize = 64;
+
+fn tag(kind: u64, key: TimerKey) -> u64 {
+    kind << 56 | (key.gen as u64) << 32 | key.idx as u64
+}
+
+fn untag(data: u64) -> (u64, TimerKey) {
+    (
+        data >> 56,
+        TimerKey {
+            idx: data as u32,
+            gen: (data >> 32) as u32 & 0x00ff_ffff,
+        },
+    )
+}
+
+struct Epoll {
+    ep: OwnedFd,
+    conns: Conns<()>,
+    listeners: Vec<OwnedFd>,
+    wake: OwnedFd,
+    w: Worker,
+    events: Vec<libc::epoll_event>,
+    buf: Box<[u8]>,
+    want_peer: bool,
+}
+
+/// Runs one worker until shutdown.
+pub fn run(setup: WorkerSetup) -> io::Result<()> {
+    let ep = sys::epoll_create()?;
+    for (i, l) in setup.listeners.iter().enumerate() {
+        let key = TimerKey {
+            idx: i as u32,
+            gen: 0,
+        };
+        sys::epoll_add(
+            ep.as_fd(),
+            l.as_fd(),
+            libc::EPOLLIN as u32,
+            tag(LISTENER, key),
+        )?;
+    }
+    let none = TimerKey { idx: 0, gen: 0 };
+    sys::epoll_add(
+        ep.as_fd(),
+        setup.wake.as_fd(),
+        libc::EPOLLIN as u32,
+        tag(WAKE, none),
+    )?;
+    let mut e = Epoll {
+        ep,
+        conns: Conns::default(),
+        listeners: setup.listeners,
+        wake: setup.wake,
+        w: setup.worker,
+        events: vec![libc::epoll_event { events: 0, u64: 0 }; 512],
+        buf: vec![0; RECV_BUF].into_boxed_slice(),
+        want_peer: setup.want_peer,
+    };
+    super::drive(&mut e, &setup.shutdown, setup.grace)
+}
+
+impl super::Backend for Epoll {
+    fn worker(&mut self) -> &mut Worker {
+        &mut self.w
+    }
+
+    fn pop_due(&mut self, now: Instant) -> Option<(TimerKey, bool)> {
+        let key = self.conns.pop_due(now)?;
+        Some((
+            key,
+            self.conns.get_mut(key).is_some_and(|e| !e.conn.is_idle()),
+        ))
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.conns.next_deadline()
+    }
+
+    fn close(&mut self, key: TimerKey, reset: bool) {
+        if let Some(e) = self.conns.remove(key) {
+            if reset {
+                let _ = socket2::SockRef::from(e.conn.sock()).set_linger(Some(Duration::ZERO));
+            }
+        }
+    }
+
+    fn start_drain(&mut self) {
+        self.w.draining = true;
+        // Closing the listeners removes them from the epoll set.
+        self.listeners.clear();
+        for key in self.conns.keys() {
+            if let Some(e) = self.conns.get_mut(key) {
+                let next = e.conn.on_drain();
+                self.apply(key, next);
+            }
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    fn turn(&mut self, timeout: Duration) -> io::Result<()> {
+        // Round up so a deadline 0.4 ms away does not spin with a zero timeout.
+        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        let n = sys::epoll_wait(self.ep.as_fd(), &mut self.events, ms)?;
+        for i in 0..n {
+            let ev = self.events[i];
+            let (kind, key) = untag(ev.u64);
+            match kind {
+                LISTENER => self.on_listener(key.idx as usize),
+                CONN => self.on_conn(key, ev.events),
+                _ => {
+                    // The wake eventfd: the loop reads the shutdown flag; drain the counter so
+                    // level-triggered interest does not fire again.
+                    sys::eventfd_drain(self.wake.as_fd());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Epoll {
+    fn on_listener(&mut self, i: usize) {
+        for _ in 0..ACCEPT_BATCH {
+            let Some(l) = self.listeners.get(i) else {
+                return;
+            };
+            let sock = match sys::accept(l.as_fd()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+            let conn = Conn::new(sock, self.want_peer, &self.w);
+            let key = self.conns.insert(conn, ());
+            let Some(e) = self.conns.get_mut(key) else {
+                return;
+            };
+            let interest =
+                (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+            if sys::epoll_add(
+                self.ep.as_fd(),
+                e.conn.sock().as_fd(),
+                interest,
+                tag(CONN, key),
+            )
+            .is_err()
+            {
+                self.conns.remove(key);
+            }
+        }
+    }
+
+    fn on_conn(&mut self, key: TimerKey, events: u32) {
+        if events & libc::EPOLLERR as u32 != 0 {
+            return super::Backend::close(self, key, false);
+        }
+        let mut next = Next::Read;
+        if events & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP) as u32 != 0 {
+            next = self.read(key);
+        }
+        if next != Next::Close && events & libc::EPOLLOUT as u32 != 0 {
+            if let Some(e) = self.conns.get_mut(key) {
+                next = e.conn.on_writable(&mut self.w);
+            }
+        }
+        self.apply(key, next);
+    }
+
+    /// Reads until the socket is drained (edge-triggered), feeding the driver.
+    fn read(&mut self, key: TimerKey) -> Next {
+        let Some(e) = self.conns.get_mut(key) else {
+            return Next::Close;
+        };
+        loop {
+            match sys::recv(e.conn.sock().as_fd(), &mut self.buf) {
+                Ok(0) => return Next::Close,
+                Ok(n) => {
+                    let next = e.conn.on_input(&self.buf[..n], &mut self.w);
+                    // A short read drained the socket; new data will raise a new edge.
+                    if next == Next::Close || n < self.buf.len() {
+                        return next;
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Next::Read,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Next::Close,
+            }
+        }
+    }
+
+    fn apply(&mut self, key: TimerKey, next: Next) {
+        if next == Next::Close {
+            return super::Backend::close(self, key, false);
+        }
+        self.conns.sync_timer(key);
+    }
+}

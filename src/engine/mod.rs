@@ -1,0 +1,299 @@
+//! The I/O engine: worker threads and their backends. The only home of `unsafe` and raw
+//! syscalls in the crate.
+//!
+//! [`run`] binds one `SO_REUSEPORT` listener per worker and address (so the kernel spreads
+//! connections over workers with no shared accept lock), picks the backend — io_uring where
+//! the kernel allows it, epoll + sendfile(2) otherwise — and runs one worker thread per core
+//! until SIGINT/SIGTERM, then drains. Both backends drive the same [`conn::Conn`] state
+//! machine; they differ only in how they learn that a socket is readable or writable.
+
+pub mod access_log;
+mod bufring;
+pub mod conn;
+mod conns;
+mod epoll;
+mod pipes;
+pub mod sys;
+pub mod timer;
+mod uring;
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::{AccessLog as LogDest, BackendChoice, Config};
+use crate::fs::Root;
+use crate::serve::Handler;
+
+use conn::Worker;
+use timer::TimerKey;
+
+/// Shutdown request shared by the signal thread and the workers.
+#[derive(Clone, Default)]
+pub struct Shutdown {
+    requested: Arc<AtomicBool>,
+}
+
+/// Everything a worker thread starts with.
+pub struct WorkerSetup {
+    listeners: Vec<OwnedFd>,
+    wake: OwnedFd,
+    worker: Worker,
+    shutdown: Shutdown,
+    grace: Duration,
+    want_peer: bool,
+}
+
+/// The backend the workers run on, and why.
+enum Chosen {
+    Uring,
+    Epoll(String),
+}
+
+/// Runs the server until SIGINT/SIGTERM and the drain that follows.
+pub fn run(config: Config) -> io::Result<()> {
+    let config = Arc::new(config);
+    let root = |c: &Config| {
+        Root::open(&c.root, c.dotfiles)
+            .map_err(|e| io::Error::new(e.kind(), format!("root {}: {e}", c.root.display())))
+    };
+    root(&config)?;
+    let (listeners, bound) = bind_all(&config)?;
+    let chosen = choose_backend(config.backend)?;
+
+    sys::block_shutdown_signals()?;
+    let shutdown = Shutdown::default();
+    let (done_tx, done_rx) = mpsc::channel::<io::Result<()>>();
+    let (ready_tx, ready_rx) = mpsc::channel::<io::Result<String>>();
+    let mut wakes = Vec::new();
+    let mut threads = Vec::new();
+    for (i, listeners) in listeners.into_iter().enumerate() {
+        let wake = sys::eventfd()?;
+        wakes.push(wake.try_clone()?);
+        let setup = WorkerSetup {
+            listeners,
+            wake,
+            worker: Worker::new(
+                Handler::new(root(&config)?),
+                config.clone(),
+                access_log(&config.access_log)?,
+            ),
+            shutdown: shutdown.clone(),
+            grace: config.grace,
+            want_peer: config.access_log != LogDest::Off,
+        };
+        let (ready, done) = (ready_tx.clone(), done_tx.clone());
+        let fallback = match &chosen {
+            Chosen::Uring => None,
+            Chosen::Epoll(why) => Some(why.clone()),
+        };
+        let t = std::thread::Builder::new()
+            .name(format!("ringserve-w{i}"))
+            .spawn(move || {
+                let result = worker_main(i, setup, fallback, ready);
+                let _ = done.send(result);
+            })?;
+        threads.push(t);
+    }
+    drop(ready_tx);
+    for _ in 0..threads.len() {
+        match ready_rx.recv() {
+            Ok(Ok(line)) => eprintln!("ringserve: {line}"),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => break,
+        }
+    }
+    for addr in &bound {
+        eprintln!("ringserve: listening on {addr}");
+    }
+
+    let signals = shutdown.clone();
+    std::thread::Builder::new()
+        .name("ringserve-signals".into())
+        .spawn(move || {
+            sys::wait_for_shutdown_signal();
+            request_shutdown(&signals, &wakes);
+        })?;
+
+    let mut first_error = None;
+    for _ in 0..threads.len() {
+        if let Ok(Err(e)) = done_rx.recv() {
+            if first_error.is_none() {
+                // A worker failed: stop the others too rather than serve at reduced capacity.
+                shutdown.requested.store(true, Ordering::Release);
+                first_error = Some(e);
+            }
+        }
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+fn request_shutdown(shutdown: &Shutdown, wakes: &[OwnedFd]) {
+    shutdown.requested.store(true, Ordering::Release);
+    for w in wakes {
+        let _ = sys::eventfd_signal(w.as_fd());
+    }
+}
+
+fn access_log(dest: &LogDest) -> io::Result<access_log::AccessLog> {
+    access_log::AccessLog::open(dest)
+        .map_err(|e| io::Error::new(e.kind(), format!("access log: {e}")))
+}
+
+fn worker_main(
+    i: usize,
+    setup: WorkerSetup,
+    fallback: Option<String>,
+    ready: mpsc::Sender<io::Result<String>>,
+) -> io::Result<()> {
+    match fallback {
+        None => {
+            let info = match uring::setup() {
+                Ok(info) => info,
+                Err(e) => {
+                    let e = io::Error::new(e.kind(), format!("worker {i}: io_uring setup: {e}"));
+                    let _ = ready.send(Err(io::Error::new(e.kind(), e.to_string())));
+                    return Err(e);
+                }
+            };
+            let _ = ready.send(Ok(format!("worker {i}: backend uring ({})", info.features)));
+            uring::run(setup, info)
+        }
+        Some(why) => {
+            let _ = ready.send(Ok(format!("worker {i}: backend epoll ({why})")));
+            epoll::run(setup)
+        }
+    }
+}
+
+/// Picks the backend: the ring when it can be set up and has every feature the worker needs,
+/// epoll otherwise (unless the ring was demanded).
+fn choose_backend(choice: BackendChoice) -> io::Result<Chosen> {
+    if choice == BackendChoice::Epoll {
+        return Ok(Chosen::Epoll("requested with --backend epoll".into()));
+    }
+    let why = match uring::setup() {
+        Ok(info) => match uring::check(&info) {
+            Ok(()) => return Ok(Chosen::Uring),
+            Err(why) => why,
+        },
+        Err(e) => format!("io_uring unavailable: {e}"),
+    };
+    if choice == BackendChoice::Uring {
+        return Err(io::Error::other(format!("--backend uring: {why}")));
+    }
+    Ok(Chosen::Epoll(why))
+}
+
+/// Binds every listen address once per worker, all with `SO_REUSEPORT`. The first socket of
+/// an address with port 0 picks the port; the others bind to that same port. Returns the
+/// listeners grouped per worker, and the addresses actually bound.
+fn bind_all(config: &Config) -> io::Result<(Vec<Vec<OwnedFd>>, Vec<SocketAddr>)> {
+    let mut per_worker: Vec<Vec<OwnedFd>> = (0..config.workers).map(|_| Vec::new()).collect();
+    let mut bound = Vec::new();
+    for &wanted in &config.listen {
+        let mut addr = wanted;
+        for listeners in per_worker.iter_mut() {
+            let sock = listen(addr)
+                .map_err(|e| io::Error::new(e.kind(), format!("listen on {wanted}: {e}")))?;
+            addr = sock.local_addr()?.as_socket().unwrap_or(addr);
+            listeners.push(sock.into());
+        }
+        bound.push(addr);
+    }
+    Ok((per_worker, bound))
+}
+
+fn listen(addr: SocketAddr) -> io::Result<Socket> {
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    sock.set_reuse_address(true)?;
+    sock.set_reuse_port(true)?;
+    sock.set_nonblocking(true)?;
+    // Accepted sockets inherit TCP_NODELAY: the last segment of a response must not wait for
+    // the client's delayed ACK.
+    sock.set_tcp_nodelay(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(4096)?;
+    Ok(sock)
+}
+
+/// What the shared worker loop needs from a backend.
+trait Backend {
+    /// The worker state (clock, log, drain flag).
+    fn worker(&mut self) -> &mut Worker;
+    /// Next connection whose deadline passed, and whether it is to be reset (not idle).
+    fn pop_due(&mut self, now: Instant) -> Option<(TimerKey, bool)>;
+    /// Earliest connection deadline.
+    fn next_deadline(&self) -> Option<Instant>;
+    /// Closes a connection (`reset`: with RST).
+    fn close(&mut self, key: TimerKey, reset: bool);
+    /// Stops accepting and tells every connection the server is draining.
+    fn start_drain(&mut self);
+    /// Whether nothing is left to do after a drain.
+    fn finished(&self) -> bool;
+    /// Waits up to `timeout` for I/O and handles what arrived.
+    fn turn(&mut self, timeout: Duration) -> io::Result<()>;
+}
+
+/// The worker loop both backends share: deadlines, drain, wait.
+fn drive(b: &mut impl Backend, shutdown: &Shutdown, grace: Duration) -> io::Result<()> {
+    let mut drain_deadline: Option<Instant> = None;
+    loop {
+        b.worker().tick();
+        let now = b.worker().now;
+        while let Some((key, reset)) = b.pop_due(now) {
+            b.close(key, reset);
+        }
+        if drain_deadline.is_none() && shutdown.requested.load(Ordering::Acquire) {
+            drain_deadline = Some(now + grace);
+            b.start_drain();
+        }
+        if let Some(d) = drain_deadline {
+            if b.finished() || now >= d {
+                break;
+            }
+        }
+        // The log's once-a-second flush and the Date header want a turn at least each second.
+        let mut timeout = Duration::from_secs(1);
+        for t in [b.next_deadline(), drain_deadline].into_iter().flatten() {
+            timeout = timeout.min(t.saturating_duration_since(now));
+        }
+        b.turn(timeout)?;
+    }
+    b.worker().log.flush();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn reuseport_listeners_share_a_picked_port() {
+        let a = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = a.local_addr().unwrap().as_socket().unwrap();
+        let b = listen(addr).unwrap();
+        assert_eq!(b.local_addr().unwrap().as_socket(), Some(addr));
+    }
+
+    #[test]
+    fn accepted_sockets_inherit_nodelay() {
+        let l: TcpListener = listen("127.0.0.1:0".parse().unwrap()).unwrap().into();
+        l.set_nonblocking(false).unwrap();
+        let _client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (accepted, _) = l.accept().unwrap();
+        assert!(accepted.nodelay().unwrap());
+    }
+}

@@ -1,0 +1,284 @@
+//! Thin, safe wrappers around the Linux syscalls the server needs that std does not offer.
+//! Every `unsafe` block of the crate that is not io_uring plumbing lives here.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+/// `RESOLVE_BENEATH`: refuse any resolution that would leave the directory fd (via `..`,
+/// absolute paths or symlinks).
+pub const RESOLVE_BENEATH: u64 = 0x08;
+/// `RESOLVE_NO_MAGICLINKS`: refuse `/proc/*/fd`-style magic links.
+pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// `openat2(2)`: opens `path` relative to `dir` with `flags` (`O_*`) and `resolve`
+/// (`RESOLVE_*`) restrictions. The kernel enforces the restrictions atomically, so a concurrent
+/// rename or symlink swap cannot make it open anything outside `dir`.
+pub fn openat2(dir: BorrowedFd<'_>, path: &CStr, flags: i32, resolve: u64) -> io::Result<OwnedFd> {
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve,
+    };
+    // EAGAIN means a concurrent rename raced the RESOLVE_BENEATH check: retry a few times.
+    let mut tries = 0;
+    loop {
+        // SAFETY: `path` is NUL-terminated, `how` is a valid `struct open_how` whose size we
+        // pass; the kernel only reads both during the call.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                path.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+        }
+        let err = io::Error::last_os_error();
+        let retry = matches!(err.raw_os_error(), Some(libc::EINTR) | Some(libc::EAGAIN));
+        tries += 1;
+        if !retry || tries > 8 {
+            return Err(err);
+        }
+    }
+}
+
+/// Converts a `-1`-on-error syscall result into `io::Result`.
+fn cvt(ret: libc::ssize_t) -> io::Result<usize> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// Non-blocking `send(2)` of `buf`; `more` sets `MSG_MORE` so a body that follows can share
+/// the head's segments. Never raises SIGPIPE.
+pub fn send(sock: BorrowedFd<'_>, buf: &[u8], more: bool) -> io::Result<usize> {
+    let mut flags = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
+    if more {
+        flags |= libc::MSG_MORE;
+    }
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the duration of the call.
+    cvt(unsafe { libc::send(sock.as_raw_fd(), buf.as_ptr().cast(), buf.len(), flags) })
+}
+
+/// Non-blocking `recv(2)` into `buf`.
+pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the duration of the call.
+    cvt(unsafe {
+        libc::recv(
+            sock.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    })
+}
+
+/// Largest count one `sendfile(2)` call accepts on Linux.
+pub const SENDFILE_MAX: u64 = 0x7fff_f000;
+
+/// `sendfile(2)` of up to `len` bytes of `file` at `offset` to the (non-blocking) socket. The
+/// bytes go from the page cache to the socket inside the kernel: no copy through user space.
+pub fn sendfile(
+    sock: BorrowedFd<'_>,
+    file: BorrowedFd<'_>,
+    offset: u64,
+    len: u64,
+) -> io::Result<usize> {
+    let mut off = offset as libc::off_t;
+    let count = len.min(SENDFILE_MAX) as usize;
+    // SAFETY: `off` is a valid, exclusively borrowed off_t for the duration of the call; both
+    // descriptors are borrowed and therefore open.
+    cvt(unsafe { libc::sendfile(sock.as_raw_fd(), file.as_raw_fd(), &mut off, count) })
+}
+
+/// A non-blocking, close-on-exec `eventfd(2)`, used to wake a worker from another thread.
+pub fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with no pointer arguments.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds one to an eventfd's counter, waking whoever waits on it.
+pub fn eventfd_signal(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let one: u64 = 1;
+    // SAFETY: writes the 8 bytes of `one`, which outlives the call.
+    cvt(unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) }).map(drop)
+}
+
+/// Resets an eventfd's counter (it is non-blocking: nothing to read is not an error).
+pub fn eventfd_drain(fd: BorrowedFd<'_>) {
+    let mut v: u64 = 0;
+    // SAFETY: reads at most 8 bytes into `v`, which outlives the call.
+    unsafe { libc::read(fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+}
+
+/// Blocks SIGINT and SIGTERM in the calling thread (and so in threads it spawns afterwards),
+/// so that they are only ever received by [`wait_for_shutdown_signal`].
+pub fn block_shutdown_signals() -> io::Result<()> {
+    let set = shutdown_sigset();
+    // SAFETY: `set` is an initialised sigset_t; the old mask is not requested.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}
+
+/// Waits until SIGINT or SIGTERM arrives (they must be blocked, see
+/// [`block_shutdown_signals`]); returns the signal number.
+pub fn wait_for_shutdown_signal() -> i32 {
+    let set = shutdown_sigset();
+    let mut sig: libc::c_int = 0;
+    loop {
+        // SAFETY: `set` and `sig` are valid for the duration of the call.
+        if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+            return sig;
+        }
+    }
+}
+
+fn shutdown_sigset() -> libc::sigset_t {
+    // SAFETY: sigemptyset initialises the set before sigaddset reads it; both only touch `set`.
+    unsafe {
+        let mut set = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        set
+    }
+}
+
+/// `accept4(2)` of one pending connection on a non-blocking listener, itself non-blocking and
+/// close-on-exec.
+pub fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // SAFETY: no address is requested (null pointers are allowed).
+    let fd = unsafe {
+        libc::accept4(
+            listener.as_raw_fd(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A close-on-exec epoll instance.
+pub fn epoll_create() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with no pointer arguments.
+    let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Registers `fd` with the epoll instance for `events`, tagged with `data`.
+pub fn epoll_add(ep: BorrowedFd<'_>, fd: BorrowedFd<'_>, events: u32, data: u64) -> io::Result<()> {
+    let mut ev = libc::epoll_event { events, u64: data };
+    // SAFETY: `ev` is a valid epoll_event for the duration of the call.
+    let rc =
+        unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut ev) };
+    cvt(rc as libc::ssize_t).map(drop)
+}
+
+/// Waits up to `timeout_ms` for events, filling `events` (whose length is the maximum) and
+/// returning how many arrived. EINTR counts as zero events.
+pub fn epoll_wait(
+    ep: BorrowedFd<'_>,
+    events: &mut [libc::epoll_event],
+    timeout_ms: i32,
+) -> io::Result<usize> {
+    let max = events.len().min(i32::MAX as usize) as i32;
+    // SAFETY: `events` is valid for writes of `max` entries for the duration of the call.
+    let n = unsafe { libc::epoll_wait(ep.as_raw_fd(), events.as_mut_ptr(), max, timeout_ms) };
+    match cvt(n as libc::ssize_t) {
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+        r => r,
+    }
+}
+
+/// A non-blocking, close-on-exec pipe `(read end, write end)` resized to `size` bytes (the
+/// kernel rounds up to pages and caps at `fs.pipe-max-size`; failure to resize is ignored).
+pub fn pipe(size: usize) -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` is valid for writes of two ints.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned these descriptors to us; nobody else owns them.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: plain fcntl on a descriptor we own.
+    unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, size as libc::c_int) };
+    Ok((r, w))
+}
+
+/// `splice(2)` of up to `len` bytes from `file` at `offset` into a pipe, without blocking on
+/// the pipe. Page references move; no byte is copied to user space.
+pub fn splice_from_file(
+    file: BorrowedFd<'_>,
+    offset: u64,
+    pipe_w: BorrowedFd<'_>,
+    len: usize,
+) -> io::Result<usize> {
+    let mut off = offset as libc::loff_t;
+    // SAFETY: `off` is a valid, exclusively borrowed loff_t for the duration of the call.
+    cvt(unsafe {
+        libc::splice(
+            file.as_raw_fd(),
+            &mut off,
+            pipe_w.as_raw_fd(),
+            std::ptr::null_mut(),
+            len,
+            libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE,
+        )
+    })
+}
+
+/// `splice(2)` of up to `len` bytes from a pipe to a socket, without blocking; `more` hints
+/// that further data follows (like `MSG_MORE`).
+pub fn splice_to_socket(
+    pipe_r: BorrowedFd<'_>,
+    sock: BorrowedFd<'_>,
+    len: usize,
+    more: bool,
+) -> io::Result<usize> {
+    let mut flags = libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE;
+    if more {
+        flags |= libc::SPLICE_F_MORE;
+    }
+    // SAFETY: no pointer arguments besides the null offsets pipes and sockets require.
+    cvt(unsafe {
+        libc::splice(
+            pipe_r.as_raw_fd(),
+            std::ptr::null_mut(),
+            sock.as_raw_fd(),
+            std::ptr::null_mut(),
+            len,
+            flags,
+        )
+    })
+}

@@ -1,0 +1,428 @@
+//! The io_uring backend: one ring per worker thread.
+//!
+//! The ring does what it is best at — multishot accept, multishot recv into a provided-buffer
+//! pool, and readiness polls — so that one `io_uring_enter` per loop turn both submits and
+//! reaps everything for every connection. Responses are sent inline from the worker with
+//! non-blocking `send` and `sendfile(2)` (see [`super::conn`]): `IORING_OP_SPLICE` is always
+//! punted to an io-wq thread and fails on a full socket, so it would cost more than it saves.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+
+use super::bufring::BufRing;
+use super::conn::{Conn, Next, Worker};
+use super::conns::Conns;
+use super::timer::TimerKey;
+use super::WorkerSetup;
+
+/// Submission queue size; the completion queue is four times larger.
+const SQ_ENTRIES: u32 = 1024;
+/// Provided receive buffers per worker, and their size.
+const BUFS: u16 = 512;
+const BUF_SIZE: u32 = 4096;
+const BGID: u16 = 0;
+
+/// Operation kinds, kept in the top byte of each operation's user data.
+const ACCEPT: u64 = 1;
+const RECV: u64 = 2;
+const POLL: u64 = 3;
+const CANCEL: u64 = 4;
+const WAKE: u64 = 5;
+
+fn user_data(kind: u64, key: TimerKey) -> u64 {
+    kind << 56 | (key.gen as u64) << 32 | key.idx as u64
+}
+
+fn split_user_data(ud: u64) -> (u64, TimerKey) {
+    (
+        ud >> 56,
+        TimerKey {
+            idx: ud as u32,
+            gen: (ud >> 32) as u32 & 0x00ff_ffff,
+        },
+    )
+}
+
+const NO_KEY: TimerKey = TimerKey { idx: 0, gen: 0 };
+
+/// What a ring was set up with, for the start-up log line.
+pub struct RingInfo {
+    /// The ring.
+    pub ring: IoUring,
+    /// Setup flags that took.
+    pub features: &'static str,
+}
+
+/// Creates a ring, asking for `SINGLE_ISSUER|DEFER_TASKRUN` (6.1+) and stepping down to
+/// `COOP_TASKRUN` (5.19) and then no flags when the kernel answers EINVAL. Other errors
+/// (EPERM under seccomp or `io_uring_disabled`, ENOSYS, ENOMEM) are returned.
+pub fn setup() -> io::Result<RingInfo> {
+    let attempts = ["single_issuer,defer_taskrun", "coop_taskrun", "basic"];
+    let mut last = io::Error::from_raw_os_error(libc::EINVAL);
+    for features in attempts {
+        let mut b = IoUring::builder();
+        b.setup_cqsize(SQ_ENTRIES * 4).setup_submit_all();
+        match features {
+            "single_issuer,defer_taskrun" => b.setup_single_issuer().setup_defer_taskrun(),
+            "coop_taskrun" => b.setup_coop_taskrun(),
+            _ => &mut b,
+        };
+        match b.build(SQ_ENTRIES) {
+            Ok(ring) => return Ok(RingInfo { ring, features }),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
+/// Checks that a ring supports everything the worker needs: the opcodes, the extended wait
+/// argument, and a provided-buffer ring (5.19+; multishot recv needs 6.0). Returns why not.
+pub fn check(info: &RingInfo) -> Result<(), String> {
+    let mut probe = io_uring::Probe::new();
+    info.ring
+        .submitter()
+        .register_probe(&mut probe)
+        .map_err(|e| format!("probe: {e}"))?;
+    for (code, name) in [
+        (opcode::AcceptMulti::CODE, "accept"),
+        (opcode::RecvMulti::CODE, "recv"),
+        (opcode::PollAdd::CODE, "poll_add"),
+        (opcode::AsyncCancel2::CODE, "async_cancel"),
+        (opcode::Read::CODE, "read"),
+    ] {
+        if !probe.is_supported(code) {
+            return Err(format!("opcode {name} not supported"));
+        }
+    }
+    if !info.ring.params().is_feature_ext_arg() {
+        return Err("no IORING_FEAT_EXT_ARG".into());
+    }
+    BufRing::new(&info.ring.submitter(), BGID, 2, 64)
+        .map(drop)
+        .map_err(|e| format!("provided-buffer ring: {e}"))?;
+    info.ring
+        .submitter()
+        .unregister_buf_ring(BGID)
+        .map_err(|e| format!("buffer ring: {e}"))
+}
+
+/// Per-connection operation bookkeeping.
+#[derive(Default)]
+struct Io {
+    /// Operations submitted whose final completion has not arrived.
+    inflight: u8,
+    recv_armed: bool,
+    poll_armed: bool,
+    closing: bool,
+}
+
+struct Uring {
+    // Field order matters: the ring is dropped before the buffer pool it writes into.
+    ring: IoUring,
+    bufs: BufRing,
+    conns: Conns<Io>,
+    listeners: Vec<OwnedFd>,
+    /// Multishot accepts still armed (one per listener until draining cancels them).
+    accepting: usize,
+    wake: OwnedFd,
+    w: Worker,
+    cqes: Vec<(u64, i32, u32)>,
+    rearm: Vec<TimerKey>,
+    want_peer: bool,
+}
+
+/// Runs one worker until shutdown.
+pub fn run(setup: WorkerSetup, info: RingInfo) -> io::Result<()> {
+    let bufs = BufRing::new(&info.ring.submitter(), BGID, BUFS, BUF_SIZE)?;
+    // Nothing here is meant to be punted to io-wq; keep it from growing threads if it is.
+    let _ = info.ring.submitter().register_iowq_max_workers(&mut [1, 1]);
+    let mut u = Uring {
+        ring: info.ring,
+        bufs,
+        conns: Conns::default(),
+        listeners: setup.listeners,
+        accepting: 0,
+        wake: setup.wake,
+        w: setup.worker,
+        cqes: Vec::with_capacity(SQ_ENTRIES as usize * 4),
+        rearm: Vec::new(),
+        want_peer: setup.want_peer,
+    };
+    for i in 0..u.listeners.len() {
+        u.arm_accept(i);
+    }
+    let wake = opcode::PollAdd::new(types::Fd(u.wake.as_raw_fd()), libc::POLLIN as u32)
+        .build()
+        .user_data(user_data(WAKE, NO_KEY));
+    // SAFETY: a poll references no user memory.
+    unsafe { u.push(&wake) };
+    super::drive(&mut u, &setup.shutdown, setup.grace)
+}
+
+impl super::Backend for Uring {
+    fn worker(&mut self) -> &mut Worker {
+        &mut self.w
+    }
+
+    fn pop_due(&mut self, now: Instant) -> Option<(TimerKey, bool)> {
+        let key = self.conns.pop_due(now)?;
+        Some((
+            key,
+            self.conns.get_mut(key).is_some_and(|e| !e.conn.is_idle()),
+        ))
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.conns.next_deadline()
+    }
+
+    fn close(&mut self, key: TimerKey, reset: bool) {
+        let Some(e) = self.conns.get_mut(key) else {
+            return;
+        };
+        if reset {
+            let _ = socket2::SockRef::from(e.conn.sock()).set_linger(Some(Duration::ZERO));
+        }
+        if e.io.inflight == 0 {
+            self.conns.remove(key);
+            return;
+        }
+        if !e.io.closing {
+            e.io.closing = true;
+            e.conn.deadline.set(None);
+            let fd = e.conn.sock().as_raw_fd();
+            self.cancel_fd(fd, key);
+        }
+    }
+
+    fn start_drain(&mut self) {
+        self.w.draining = true;
+        for i in 0..self.listeners.len() {
+            self.cancel_fd(self.listeners[i].as_raw_fd(), NO_KEY);
+        }
+        for key in self.conns.keys() {
+            if let Some(e) = self.conns.get_mut(key) {
+                let next = e.conn.on_drain();
+                self.apply(key, next);
+            }
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.conns.is_empty() && self.accepting == 0
+    }
+
+    fn turn(&mut self, timeout: Duration) -> io::Result<()> {
+        self.bufs.publish();
+        let ts = types::Timespec::from(timeout);
+        let args = types::SubmitArgs::new().timespec(&ts);
+        match self.ring.submitter().submit_with_args(1, &args) {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                ) => {}
+            Err(e) => return Err(e),
+        }
+        self.reap();
+        let rearm = std::mem::take(&mut self.rearm);
+        for &key in &rearm {
+            self.arm_recv(key);
+        }
+        self.rearm = rearm;
+        self.rearm.clear();
+        Ok(())
+    }
+}
+
+impl Uring {
+    /// Queues an SQE, submitting first if the queue is full.
+    ///
+    /// # Safety
+    /// Buffers the entry points to must stay valid until its final completion.
+    unsafe fn push(&mut self, e: &squeue::Entry) {
+        loop {
+            // SAFETY: forwarded to the caller.
+            if unsafe { self.ring.submission().push(e) }.is_ok() {
+                return;
+            }
+            let _ = self.ring.submit();
+        }
+    }
+
+    fn cancel_fd(&mut self, fd: i32, key: TimerKey) {
+        let sqe = opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(fd)).all())
+            .build()
+            .user_data(user_data(CANCEL, key));
+        // SAFETY: a cancel references no user memory.
+        unsafe { self.push(&sqe) };
+    }
+
+    fn arm_accept(&mut self, i: usize) {
+        let e = opcode::AcceptMulti::new(types::Fd(self.listeners[i].as_raw_fd()))
+            .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+            .build()
+            .user_data(user_data(
+                ACCEPT,
+                TimerKey {
+                    idx: i as u32,
+                    gen: 0,
+                },
+            ));
+        // SAFETY: multishot accept references no user memory.
+        unsafe { self.push(&e) };
+        self.accepting += 1;
+    }
+
+    fn arm_recv(&mut self, key: TimerKey) {
+        let group = self.bufs.group();
+        let Some(e) = self.conns.get_mut(key) else {
+            return;
+        };
+        if e.io.recv_armed || e.io.closing {
+            return;
+        }
+        e.io.recv_armed = true;
+        e.io.inflight += 1;
+        let sqe = opcode::RecvMulti::new(types::Fd(e.conn.sock().as_raw_fd()), group)
+            .build()
+            .user_data(user_data(RECV, key));
+        // SAFETY: the receive lands in provided buffers owned by `self.bufs`, which outlives
+        // every operation of the ring.
+        unsafe { self.push(&sqe) };
+    }
+
+    fn reap(&mut self) {
+        let mut cqes = std::mem::take(&mut self.cqes);
+        cqes.extend(
+            self.ring
+                .completion()
+                .map(|c| (c.user_data(), c.result(), c.flags())),
+        );
+        for &(ud, res, flags) in &cqes {
+            let (kind, key) = split_user_data(ud);
+            match kind {
+                ACCEPT => self.on_accept(key.idx as usize, res, flags),
+                RECV => self.on_recv(key, res, flags),
+                POLL => self.on_poll(key),
+                _ => debug_assert!(kind == WAKE || kind == CANCEL),
+            }
+        }
+        cqes.clear();
+        self.cqes = cqes;
+    }
+
+    fn on_accept(&mut self, listener: usize, res: i32, flags: u32) {
+        if !cqueue::more(flags) {
+            self.accepting -= 1;
+            if !self.w.draining {
+                self.arm_accept(listener);
+            }
+        }
+        if res < 0 {
+            return;
+        }
+        // SAFETY: a successful accept completion carries a new descriptor that we now own.
+        let sock = unsafe { OwnedFd::from_raw_fd(res) };
+        let conn = Conn::new(sock, self.want_peer, &self.w);
+        let key = self.conns.insert(conn, Io::default());
+        self.arm_recv(key);
+    }
+
+    fn on_recv(&mut self, key: TimerKey, res: i32, flags: u32) {
+        let bid = cqueue::buffer_select(flags);
+        let more = cqueue::more(flags);
+        let next = match self.conns.get_mut(key) {
+            None => None,
+            Some(e) => {
+                if !more {
+                    e.io.recv_armed = false;
+                    e.io.inflight -= 1;
+                }
+                Some(if e.io.closing {
+                    Next::Close
+                } else if res > 0 {
+                    let data = bid.map_or(&[][..], |bid| self.bufs.data(bid, res as usize));
+                    let next = e.conn.on_input(data, &mut self.w);
+                    if !more && next != Next::Close {
+                        self.rearm.push(key);
+                    }
+                    next
+                } else if res == -libc::ENOBUFS {
+                    self.rearm.push(key);
+                    Next::Read
+                } else {
+                    Next::Close
+                })
+            }
+        };
+        if let Some(bid) = bid {
+            self.bufs.recycle(bid);
+        }
+        if let Some(next) = next {
+            self.apply(key, next);
+        }
+    }
+
+    fn on_poll(&mut self, key: TimerKey) {
+        let Some(e) = self.conns.get_mut(key) else {
+            return;
+        };
+        e.io.poll_armed = false;
+        e.io.inflight -= 1;
+        let next = if e.io.closing {
+            Next::Close
+        } else {
+            e.conn.on_writable(&mut self.w)
+        };
+        self.apply(key, next);
+    }
+
+    /// Arranges what the connection asked for.
+    fn apply(&mut self, key: TimerKey, next: Next) {
+        use super::Backend;
+        match next {
+            Next::Read => {}
+            Next::Write => {
+                let Some(e) = self.conns.get_mut(key) else {
+                    return;
+                };
+                if !e.io.poll_armed {
+                    e.io.poll_armed = true;
+                    e.io.inflight += 1;
+                    let fd = types::Fd(e.conn.sock().as_raw_fd());
+                    let sqe = opcode::PollAdd::new(fd, libc::POLLOUT as u32)
+                        .build()
+                        .user_data(user_data(POLL, key));
+                    // SAFETY: a poll references no user memory.
+                    unsafe { self.push(&sqe) };
+                }
+            }
+            Next::Close => return self.close(key, false),
+        }
+        self.conns.sync_timer(key);
+    }
+}
+
+impl Drop for Uring {
+    /// Cancels everything still in flight and waits (briefly) for the completions, so no
+    /// operation outlives the buffers and descriptors it uses.
+    fn drop(&mut self) {
+        use super::Backend;
+        for key in self.conns.keys() {
+            self.close(key, false);
+        }
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while !self.conns.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.turn(left).is_err() {
+                break;
+            }
+        }
+    }
+}

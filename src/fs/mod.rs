@@ -1,0 +1,14 @@
+//! The file layer: maps request targets onto files beneath the served root and describes them
+//! for the protocol core.
+//!
+//! [`path`] decodes and vets the target without touching the disk, [`root`] resolves it with
+//! `openat2(RESOLVE_BENEATH)` so the kernel, not string checks, guarantees nothing outside the
+//! root is ever opened, and [`mime`] names the content type. Lookups allocate nothing: the
+//! caller lends a scratch buffer that is reused from request to request.
+
+pub mod mime;
+pub mod path;
+pub mod root;
+
+pub use path::{decode, Decoded, PathError};
+pub use root::{Lookup, Root};
