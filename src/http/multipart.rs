@@ -51,11 +51,11 @@ pub fn content_type(out: &mut Vec<u8>) {
 
 /// Exact length of the body [`write_body`] describes, for `Content-Length`.
 pub fn body_len(ranges: &[ByteRange], mime: &str, len: u64) -> u64 {
-    let parts: u64 = ranges
-        .iter()
-        .map(|&r| part_header_len(r, mime, len) as u64 + r.size())
-        .sum();
-    parts + CLOSE_LEN as u64
+    // Saturating so that no length can panic; real files (below 2^63 bytes) never get near.
+    ranges.iter().fold(CLOSE_LEN as u64, |acc, &r| {
+        acc.saturating_add(part_header_len(r, mime, len) as u64)
+            .saturating_add(r.size())
+    })
 }
 
 /// Appends the body layout: for each range a part header (written into `out`) followed by

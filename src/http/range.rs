@@ -69,6 +69,7 @@ enum Spec {
     Suffix(u64),
 }
 
+/// Validates the header and pushes each satisfiable range, unsorted, into `out`.
 fn resolve(header: &[u8], len: u64, max_ranges: usize, out: &mut Vec<ByteRange>) -> RangeOutcome {
     let Some(set) = strip_unit(header) else {
         return RangeOutcome::Ignore;
@@ -103,9 +104,10 @@ fn resolve(header: &[u8], len: u64, max_ranges: usize, out: &mut Vec<ByteRange>)
                 last: len - 1,
             },
         };
-        total += range.size();
-        if total > len {
-            return RangeOutcome::Ignore;
+        // Each size is at most `len`, but two of them may not fit in a u64.
+        match total.checked_add(range.size()) {
+            Some(sum) if sum <= len => total = sum,
+            _ => return RangeOutcome::Ignore,
         }
         out.push(range);
     }
@@ -300,6 +302,8 @@ mod tests {
         assert_eq!(outcome("bytes=0-,0-", 1000), RangeOutcome::Ignore);
         assert_eq!(outcome("bytes=0-599,400-999", 1000), RangeOutcome::Ignore);
         assert_eq!(outcome("bytes=-1000,0-0", 1000), RangeOutcome::Ignore);
+        assert_eq!(outcome("bytes=0-,0-", u64::MAX), RangeOutcome::Ignore);
+        assert_eq!(outcome("bytes=1-,-5", u64::MAX), RangeOutcome::Ignore);
         // Exactly the file length in total is fine.
         assert_eq!(sat("bytes=0-499,500-999", 1000), [(0, 999)]);
         assert_eq!(sat("bytes=0-499,250-499", 1000), [(0, 499)]);

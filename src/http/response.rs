@@ -93,7 +93,7 @@ pub fn file(
             if req.method == Method::Get
                 && req
                     .if_range
-                    .map_or(true, |v| conditional::if_range_allows(v, rep)) =>
+                    .is_none_or(|v| conditional::if_range_allows(v, rep)) =>
         {
             range::parse(spec, rep.len, cx.limits.max_ranges, ranges)
         }
