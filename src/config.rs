@@ -122,9 +122,18 @@ pub struct Config {
 }
 
 impl Config {
-    /// Parses the process arguments; exits with clap's usage message on bad flags.
-    pub fn from_args() -> Config {
-        Config::from_cli(Cli::parse())
+    /// Parses the process arguments. `--help` and `--version` print and exit; a bad flag is
+    /// returned as a one-line message.
+    pub fn from_args() -> Result<Config, String> {
+        match Cli::try_parse() {
+            Ok(cli) => Ok(Config::from_cli(cli)),
+            Err(e) if !e.use_stderr() => e.exit(),
+            Err(e) => {
+                let text = e.to_string();
+                let line = text.lines().next().unwrap_or("invalid arguments");
+                Err(line.trim_start_matches("error: ").to_string())
+            }
+        }
     }
 
     /// Parses an explicit argument list (the first item is the program name).

@@ -6,7 +6,13 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let config = ringserve::config::Config::from_args();
+    let config = match ringserve::config::Config::from_args() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("ringserve: error: {e} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
     match ringserve::engine::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
