@@ -1,13 +1,44 @@
-//! Command-line configuration: parsed with clap, validated once at start-up, then shared
-//! read-only by every worker.
+//! Run-time configuration: one set of options, four sources, validated once at start-up and
+//! then shared read-only by every worker.
+//!
+//! Every option is defined once, as a clap `#[arg(long)]` field of [`Opts`]. Its environment
+//! variable (`RINGSERVE_` and the flag name in upper snake case) and its key in the TOML file
+//! named by `--config` are derived from the clap definition, never listed by hand, so a flag
+//! added later gets both for free. The key design decision: environment and file values have
+//! no parser of their own. They are turned back into `--flag=value` arguments, checked one
+//! source at a time with the flag's own clap value parser (so an error names the variable or
+//! the file), and parsed together with the real command line; a flag the command line already
+//! set is skipped, and an environment variable hides the file's key. Precedence (flag >
+//! environment > file > default) thus holds by construction, and the environment is passed
+//! in as a function so tests never touch the process environment.
 
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{
+    Arg, ArgAction, ArgMatches, Args, Command, CommandFactory, FromArgMatches, Parser, Subcommand,
+    ValueEnum,
+};
 
 use crate::http::Limits;
+
+/// Prefix of every environment variable naming an option.
+const ENV_PREFIX: &str = "RINGSERVE_";
+
+/// Id (field name) of the option naming the configuration file, which a file cannot set.
+const CONFIG_ARG: &str = "config";
+
+/// Where options come from besides the command line, shown under `--help`.
+const SOURCES_HELP: &str = "Every option can also be set with an environment variable \
+RINGSERVE_<OPTION> (e.g. RINGSERVE_KEEPALIVE_TIMEOUT=75s; lists comma-separated) or as a key of \
+the TOML file given with --config (keepalive-timeout = \"75s\", listen = [\"[::]:80\"]). \
+Precedence: flag > environment > file > default.";
 
 /// Which I/O backend the workers run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -40,14 +71,38 @@ pub enum AccessLog {
     File(PathBuf),
 }
 
-/// `ringserve` command line.
+/// `ringserve` command line: serving takes no subcommand; each other command is a variant of
+/// [`Sub`].
 #[derive(Parser, Debug)]
 #[command(
     name = "ringserve",
     version,
-    about = "Per-core io_uring HTTP/1.1 static file server"
+    about = "Per-core io_uring HTTP/1.1 static file server",
+    args_conflicts_with_subcommands = true,
+    after_help = SOURCES_HELP
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    #[command(flatten)]
+    opts: Opts,
+}
+
+/// Commands other than serving.
+#[derive(Subcommand, Debug)]
+enum Sub {
+    /// Validate the configuration (flags, environment, file) and print it as TOML.
+    #[command(after_help = SOURCES_HELP)]
+    CheckConfig(Opts),
+}
+
+/// The server's options. A plain `#[arg(long)]` here is all a new option needs: its
+/// environment variable and file key follow from the flag name.
+#[derive(Args, Debug)]
+struct Opts {
+    /// TOML file of options, keys named like the flags (`keepalive-timeout = "75s"`).
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
     /// Directory to serve.
     #[arg(long, default_value = ".")]
     root: PathBuf,
@@ -88,6 +143,10 @@ struct Cli {
     /// `max_ranges`).
     #[arg(long, default_value_t = 64)]
     max_ranges: usize,
+    /// Address of the admin listener (metrics, health, stats API); off unless given. Never
+    /// one of the --listen addresses.
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<SocketAddr>,
 }
 
 /// Validated configuration shared by all workers.
@@ -119,14 +178,31 @@ pub struct Config {
     pub keepalive_requests: u32,
     /// Protocol limits.
     pub limits: Limits,
+    /// Admin listener address, if enabled (see [`crate::admin`]).
+    pub admin: Option<SocketAddr>,
 }
 
-impl Config {
-    /// Parses the process arguments. `--help` and `--version` print and exit; a bad flag is
-    /// returned as a one-line message.
-    pub fn from_args() -> Result<Config, String> {
-        match Cli::try_parse() {
-            Ok(cli) => Ok(Config::from_cli(cli)),
+/// What an invocation of the binary asks for.
+#[derive(Debug)]
+pub enum Action {
+    /// `ringserve [options]`: serve with this configuration.
+    Serve(Config),
+    /// `ringserve check-config [options]`: the configuration is valid (root included); print
+    /// `toml`, the effective options, loadable again with `--config`.
+    CheckConfig {
+        /// The validated configuration.
+        config: Config,
+        /// Every option with its effective value, as a TOML document.
+        toml: String,
+    },
+}
+
+impl Action {
+    /// Parses the process arguments and environment. `--help` and `--version` print and
+    /// exit; anything invalid is returned as a one-line message.
+    pub fn from_env() -> Result<Action, String> {
+        match Action::parse(std::env::args_os(), &|name| std::env::var_os(name)) {
+            Ok(action) => Ok(action),
             Err(e) if !e.use_stderr() => e.exit(),
             Err(e) => {
                 let text = e.to_string();
@@ -136,45 +212,381 @@ impl Config {
         }
     }
 
-    /// Parses an explicit argument list (the first item is the program name).
+    /// Parses `args` (the first item is the program name) with environment variables looked
+    /// up through `env`, and reads the configuration file if one is named.
+    pub fn parse<I, T>(
+        args: I,
+        env: &dyn Fn(&str) -> Option<OsString>,
+    ) -> Result<Action, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let cmd = command();
+        let given = cmd.clone().try_get_matches_from(&args)?;
+        let (sub, given) = selected(&cmd, &given);
+        if sub.get_arguments().any(|a| a.get_id() == CONFIG_ARG) {
+            args.extend(layered(sub, given, env).map_err(invalid)?);
+        }
+        let matches = cmd.clone().try_get_matches_from(args)?;
+        let cli = Cli::from_arg_matches(&matches)?;
+        match cli.command {
+            None => Ok(Action::Serve(Config::from_opts(cli.opts).map_err(invalid)?)),
+            Some(Sub::CheckConfig(opts)) => {
+                let config = Config::from_opts(opts).map_err(invalid)?;
+                crate::fs::Root::open(&config.root, config.dotfiles)
+                    .map_err(|e| invalid(format!("root {}: {e}", config.root.display())))?;
+                let (sub, matches) = selected(&cmd, &matches);
+                let toml = effective_toml(sub, matches).map_err(invalid)?;
+                Ok(Action::CheckConfig { config, toml })
+            }
+        }
+    }
+}
+
+impl Config {
+    /// Parses an explicit argument list (the first item is the program name), ignoring the
+    /// process environment.
     pub fn try_from_iter<I, T>(args: I) -> Result<Config, clap::Error>
     where
         I: IntoIterator<Item = T>,
-        T: Into<std::ffi::OsString> + Clone,
+        T: Into<OsString> + Clone,
     {
-        Cli::try_parse_from(args).map(Config::from_cli)
+        match Action::parse(args, &|_| None)? {
+            Action::Serve(config) | Action::CheckConfig { config, .. } => Ok(config),
+        }
     }
 
-    fn from_cli(cli: Cli) -> Config {
-        let workers = cli.workers.unwrap_or_else(|| {
+    fn from_opts(opts: Opts) -> Result<Config, String> {
+        let workers = opts.workers.unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1)
         });
-        let access_log = match cli.access_log.as_str() {
+        let access_log = match opts.access_log.as_str() {
             "off" => AccessLog::Off,
             "-" => AccessLog::Stdout,
             path => AccessLog::File(PathBuf::from(path)),
         };
-        Config {
-            root: cli.root,
-            listen: cli.listen,
+        if let Some(admin) = opts.admin {
+            if let Some(clash) = opts.listen.iter().find(|l| overlaps(**l, admin)) {
+                return Err(format!("--admin {admin} overlaps --listen {clash}"));
+            }
+        }
+        Ok(Config {
+            root: opts.root,
+            listen: opts.listen,
             workers: workers.max(1),
-            backend: cli.backend,
-            dotfiles: cli.dotfiles,
-            grace: cli.grace,
+            backend: opts.backend,
+            dotfiles: opts.dotfiles,
+            grace: opts.grace,
             access_log,
-            header_timeout: cli.header_timeout,
-            keepalive_timeout: cli.keepalive_timeout,
-            send_timeout: cli.send_timeout,
-            body: cli.body,
-            keepalive_requests: cli.keepalive_requests.max(1),
+            header_timeout: opts.header_timeout,
+            keepalive_timeout: opts.keepalive_timeout,
+            send_timeout: opts.send_timeout,
+            body: opts.body,
+            keepalive_requests: opts.keepalive_requests.max(1),
             limits: Limits {
-                max_ranges: cli.max_ranges,
+                max_ranges: opts.max_ranges,
                 ..Limits::default()
             },
+            admin: opts.admin,
+        })
+    }
+}
+
+/// Whether binding both addresses would collide: same non-zero port and the same or a
+/// wildcard IP of the same family.
+fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && a.is_ipv4() == b.is_ipv4()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+/// The clap command, each option's help naming its environment variable.
+fn command() -> Command {
+    fn decorate(cmd: Command) -> Command {
+        cmd.mut_args(|arg| match env_name(&arg) {
+            Some(var) => {
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                arg.help(format!("{help} [env: {var}]"))
+            }
+            None => arg,
+        })
+        .mut_subcommands(decorate)
+    }
+    decorate(Cli::command())
+}
+
+/// The (sub)command that was invoked, and its matches.
+fn selected<'a>(cmd: &'a Command, m: &'a ArgMatches) -> (&'a Command, &'a ArgMatches) {
+    match m.subcommand() {
+        Some((name, sub_m)) => match cmd.find_subcommand(name) {
+            Some(sub) => selected(sub, sub_m),
+            None => (cmd, m),
+        },
+        None => (cmd, m),
+    }
+}
+
+/// Whether an option takes its value from the environment and the file: it has a long name
+/// and stores a value or a flag (help, version and counters do not).
+fn configurable(arg: &Arg) -> bool {
+    arg.get_long().is_some()
+        && matches!(
+            arg.get_action(),
+            ArgAction::Set | ArgAction::Append | ArgAction::SetTrue | ArgAction::SetFalse
+        )
+}
+
+/// Whether the option is an on/off flag rather than one taking values.
+fn is_flag(arg: &Arg) -> bool {
+    matches!(arg.get_action(), ArgAction::SetTrue | ArgAction::SetFalse)
+}
+
+/// `RINGSERVE_KEEPALIVE_TIMEOUT` for `--keepalive-timeout`; `None` if not configurable.
+fn env_name(arg: &Arg) -> Option<String> {
+    let long = arg.get_long().filter(|_| configurable(arg))?;
+    Some(format!(
+        "{ENV_PREFIX}{}",
+        long.to_ascii_uppercase().replace('-', "_")
+    ))
+}
+
+/// Turns the environment and the file into `--flag=value` arguments for every option the
+/// command line `given` did not set, each checked with the option's own value parser.
+fn layered(
+    cmd: &Command,
+    given: &ArgMatches,
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<Vec<OsString>, String> {
+    let config_path = given.get_one::<PathBuf>(CONFIG_ARG).cloned().or_else(|| {
+        let arg = cmd.get_arguments().find(|a| a.get_id() == CONFIG_ARG)?;
+        env(&env_name(arg)?).map(PathBuf::from)
+    });
+    let mut file = match &config_path {
+        Some(path) => read_file(cmd, path)?,
+        None => HashMap::new(),
+    };
+    let mut out = Vec::new();
+    for arg in cmd.get_arguments().filter(|a| configurable(a)) {
+        let (Some(var), Some(long)) = (env_name(arg), arg.get_long()) else {
+            continue;
+        };
+        if given.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine) {
+            continue;
+        }
+        let (values, source) = if let Some(value) = env(&var) {
+            (
+                env_values(arg, value).map_err(|e| format!("{var}: {e}"))?,
+                var,
+            )
+        } else if let Some(values) = file.remove(long) {
+            let path = config_path.as_deref().unwrap_or(Path::new(""));
+            (values, format!("config file {}: {long}", path.display()))
+        } else {
+            continue;
+        };
+        let synthesized = as_args(arg, long, values).map_err(|e| format!("{source}: {e}"))?;
+        check(cmd, &synthesized).map_err(|e| format!("{source}: {e}"))?;
+        out.extend(synthesized);
+    }
+    Ok(out)
+}
+
+/// An environment variable's values: the whole value, or comma-separated items for a
+/// repeatable option.
+fn env_values(arg: &Arg, value: OsString) -> Result<Vec<OsString>, String> {
+    if !matches!(arg.get_action(), ArgAction::Append) {
+        return Ok(vec![value]);
+    }
+    let text = value
+        .into_string()
+        .map_err(|_| "value is not valid UTF-8".to_string())?;
+    Ok(text.split(',').map(|s| OsString::from(s.trim())).collect())
+}
+
+/// The arguments setting `long` to `values`: `--long=value` each, or the bare flag when a
+/// boolean asks for the non-default state.
+fn as_args(arg: &Arg, long: &str, values: Vec<OsString>) -> Result<Vec<OsString>, String> {
+    if !is_flag(arg) {
+        return Ok(values
+            .into_iter()
+            .map(|v| {
+                let mut a = OsString::from(format!("--{long}="));
+                a.push(v);
+                a
+            })
+            .collect());
+    }
+    let [value] = values.as_slice() else {
+        return Err("expected true or false".into());
+    };
+    let on = parse_bool(&value.to_string_lossy())?;
+    let set = on == matches!(arg.get_action(), ArgAction::SetTrue);
+    Ok(if set {
+        vec![OsString::from(format!("--{long}"))]
+    } else {
+        Vec::new()
+    })
+}
+
+/// `true`/`false` and the usual synonyms, case-insensitive.
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(format!("expected true or false, got `{s}`")),
+    }
+}
+
+/// Parses `args` alone with `cmd`, so a bad value is reported against its own source.
+fn check(cmd: &Command, args: &[OsString]) -> Result<(), String> {
+    match cmd.clone().no_binary_name(true).try_get_matches_from(args) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let text = e.to_string();
+            let line = text.lines().next().unwrap_or("invalid value");
+            Err(line.trim_start_matches("error: ").to_string())
         }
     }
+}
+
+/// Reads the TOML file at `path` into values per option long name.
+fn read_file(cmd: &Command, path: &Path) -> Result<HashMap<String, Vec<OsString>>, String> {
+    let context = |e: String| format!("config file {}: {e}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| context(e.to_string()))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let before = e
+            .span()
+            .map_or(&[][..], |s| &text.as_bytes()[..s.start.min(text.len())]);
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        context(format!("line {line}: {}", e.message().trim()))
+    })?;
+    let known: Vec<&Arg> = cmd
+        .get_arguments()
+        .filter(|a| configurable(a) && a.get_id() != CONFIG_ARG)
+        .collect();
+    let mut values = HashMap::new();
+    for (key, value) in table {
+        let long = key.replace('_', "-");
+        let Some(arg) = known.iter().find(|a| a.get_long() == Some(long.as_str())) else {
+            let longs = known.iter().filter_map(|a| a.get_long());
+            return Err(context(unknown_key(&key, longs)));
+        };
+        let parsed = file_values(arg, value).map_err(|e| context(format!("{key}: {e}")))?;
+        if values.insert(long, parsed).is_some() {
+            return Err(context(format!("{key}: set twice")));
+        }
+    }
+    Ok(values)
+}
+
+/// The message for an unknown file key, suggesting the closest known one.
+fn unknown_key<'a>(key: &str, known: impl Iterator<Item = &'a str>) -> String {
+    let wanted = key.replace('_', "-");
+    let closest = known
+        .map(|k| (edit_distance(&wanted, k), k))
+        .min()
+        .filter(|(d, _)| *d <= 3);
+    match closest {
+        Some((_, k)) => format!("unknown key `{key}` (did you mean `{k}`?)"),
+        None => format!("unknown key `{key}`"),
+    }
+}
+
+/// Levenshtein distance in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (diag + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diag = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+/// A file value as option values: scalars as their text, arrays for repeatable options.
+fn file_values(arg: &Arg, value: toml::Value) -> Result<Vec<OsString>, String> {
+    fn scalar(value: toml::Value) -> Result<OsString, String> {
+        match value {
+            toml::Value::String(s) => Ok(s.into()),
+            toml::Value::Integer(i) => Ok(i.to_string().into()),
+            toml::Value::Float(f) => Ok(f.to_string().into()),
+            toml::Value::Boolean(b) => Ok(b.to_string().into()),
+            other => Err(format!(
+                "expected a string, number or boolean, got {}",
+                other.type_str()
+            )),
+        }
+    }
+    match value {
+        toml::Value::Array(items) if matches!(arg.get_action(), ArgAction::Append) => {
+            items.into_iter().map(scalar).collect()
+        }
+        toml::Value::Array(_) => Err("takes a single value, not an array".into()),
+        other => Ok(vec![scalar(other)?]),
+    }
+}
+
+/// Every option of `cmd` with its value in `m`, as a TOML document (unset options as
+/// comments).
+fn effective_toml(cmd: &Command, m: &ArgMatches) -> Result<String, String> {
+    let mut out = String::from("# ringserve effective configuration (load with --config)\n");
+    let args = cmd
+        .get_arguments()
+        .filter(|a| configurable(a) && a.get_id() != CONFIG_ARG);
+    for arg in args {
+        let (id, Some(long)) = (arg.get_id().as_str(), arg.get_long()) else {
+            continue;
+        };
+        let value = if is_flag(arg) {
+            let on = m
+                .try_get_one::<bool>(id)
+                .map_err(|e| format!("{long}: {e}"))?;
+            toml::Value::Boolean(on.copied().unwrap_or_default())
+        } else {
+            let mut values = m
+                .get_raw(id)
+                .into_iter()
+                .flatten()
+                .map(|v| v.to_str().map(toml_scalar))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| format!("{long}: value is not valid UTF-8"))?;
+            if matches!(arg.get_action(), ArgAction::Append) && !values.is_empty() {
+                toml::Value::Array(values)
+            } else if let Some(one) = values.pop() {
+                one
+            } else {
+                let _ = writeln!(out, "# {long} is not set");
+                continue;
+            }
+        };
+        let _ = writeln!(out, "{long} = {value}");
+    }
+    Ok(out)
+}
+
+/// A raw value as TOML: an integer when it reads back as the same text, a string otherwise.
+fn toml_scalar(s: &str) -> toml::Value {
+    match s.parse::<i64>() {
+        Ok(i) if i.to_string() == s => toml::Value::Integer(i),
+        _ => toml::Value::String(s.to_string()),
+    }
+}
+
+/// A clap error carrying a one-line message from configuration checks.
+fn invalid(message: String) -> clap::Error {
+    clap::Error::raw(ErrorKind::ValueValidation, message)
 }
 
 /// Parses `250ms`, `10s`, `2m` or a plain number of seconds.
@@ -184,10 +596,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         None => (s, "s"),
     };
     let n: u64 = num.parse().map_err(|_| format!("invalid duration `{s}`"))?;
+    let overflow = || format!("duration `{s}` is too long");
     match unit {
         "ms" => Ok(Duration::from_millis(n)),
         "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
+        "m" => Ok(Duration::from_secs(n.checked_mul(60).ok_or_else(overflow)?)),
         _ => Err(format!("invalid duration `{s}` (use ms, s or m)")),
     }
 }
@@ -195,6 +608,46 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Parses `args` (program name implied) with exactly the environment `env`.
+    fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Action, String> {
+        let lookup = |name: &str| {
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| OsString::from(v))
+        };
+        Action::parse(
+            std::iter::once("ringserve").chain(args.iter().copied()),
+            &lookup,
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    fn serve(args: &[&str], env: &[(&str, &str)]) -> Config {
+        match parse(args, env) {
+            Ok(Action::Serve(config)) => config,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    fn check_config(args: &[&str], env: &[(&str, &str)]) -> (Config, String) {
+        match parse(&[&["check-config"], args].concat(), env) {
+            Ok(Action::CheckConfig { config, toml }) => (config, toml),
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    /// A temporary directory holding `ringserve.toml` with `text`.
+    fn file(text: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ringserve.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path.display().to_string())
+    }
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
 
     #[test]
     fn durations() {
@@ -205,6 +658,7 @@ mod tests {
         assert!(parse_duration("2h").is_err());
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("").is_err());
+        assert!(parse_duration("999999999999999999m").is_err());
     }
 
     #[test]
@@ -213,10 +667,178 @@ mod tests {
         assert_eq!(c.listen, vec!["0.0.0.0:8080".parse().unwrap()]);
         assert_eq!(c.access_log, AccessLog::Stdout);
         assert_eq!(c.limits.max_ranges, 64);
+        assert_eq!(c.admin, None);
         let c =
             Config::try_from_iter(["ringserve", "--access-log", "off", "--workers", "0"]).unwrap();
         assert_eq!(c.access_log, AccessLog::Off);
         assert_eq!(c.workers, 1);
         assert!(Config::try_from_iter(["ringserve", "--backend", "bogus"]).is_err());
+    }
+
+    #[test]
+    fn precedence_flag_env_file_default() {
+        let (_dir, path) =
+            file("keepalive-timeout = \"1s\"\nworkers = 3\ngrace = \"5s\"\nmax_ranges = \"7\"\n");
+        let env = [
+            ("RINGSERVE_KEEPALIVE_TIMEOUT", "2s"),
+            ("RINGSERVE_WORKERS", "4"),
+        ];
+        let c = serve(&["--config", &path, "--keepalive-timeout", "3s"], &env);
+        assert_eq!(c.keepalive_timeout, secs(3), "flag beats env and file");
+        assert_eq!(c.workers, 4, "env beats file");
+        assert_eq!(c.grace, secs(5), "file beats default");
+        assert_eq!(c.limits.max_ranges, 7, "numbers may be strings");
+        assert_eq!(c.send_timeout, secs(60), "default");
+        let c = serve(&["--config", &path], &[]);
+        assert_eq!((c.keepalive_timeout, c.workers), (secs(1), 3));
+    }
+
+    #[test]
+    fn config_file_named_by_env() {
+        let (_dir, path) = file("header_timeout = 9\n");
+        let c = serve(&[], &[("RINGSERVE_CONFIG", &path)]);
+        assert_eq!(c.header_timeout, secs(9), "integers are plain seconds");
+        let (_other, flag_path) = file("header_timeout = 8\n");
+        let c = serve(&["--config", &flag_path], &[("RINGSERVE_CONFIG", &path)]);
+        assert_eq!(c.header_timeout, secs(8), "--config beats RINGSERVE_CONFIG");
+    }
+
+    #[test]
+    fn booleans_from_every_source() {
+        let (_dir, path) = file("dotfiles = true\n");
+        assert!(serve(&["--config", &path], &[]).dotfiles);
+        let off = [("RINGSERVE_DOTFILES", "false")];
+        assert!(!serve(&["--config", &path], &off).dotfiles);
+        assert!(serve(&["--config", &path, "--dotfiles"], &off).dotfiles);
+        assert!(serve(&[], &[("RINGSERVE_DOTFILES", "yes")]).dotfiles);
+        let err = parse(&[], &[("RINGSERVE_DOTFILES", "maybe")]).unwrap_err();
+        assert!(
+            err.contains("RINGSERVE_DOTFILES") && err.contains("maybe"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn repeatable_options_take_arrays_and_lists() {
+        let (_dir, path) = file("listen = [\"127.0.0.1:1\", \"[::1]:2\"]\n");
+        let both: Vec<SocketAddr> =
+            vec!["127.0.0.1:1".parse().unwrap(), "[::1]:2".parse().unwrap()];
+        assert_eq!(serve(&["--config", &path], &[]).listen, both);
+        let env = [("RINGSERVE_LISTEN", "127.0.0.1:3, 127.0.0.1:4")];
+        let c = serve(&["--config", &path], &env);
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.listen[1].port(), 4, "env replaces the file's list");
+        let c = serve(&["--config", &path, "--listen", "127.0.0.1:5"], &env);
+        assert_eq!(c.listen, vec!["127.0.0.1:5".parse().unwrap()]);
+        let (_dir, path) = file("root = [\"a\", \"b\"]\n");
+        let err = parse(&["--config", &path], &[]).unwrap_err();
+        assert!(err.contains("root: takes a single value"), "{err}");
+    }
+
+    #[test]
+    fn unknown_and_duplicate_keys() {
+        let (_dir, path) = file("keepalive-timout = \"5s\"\n");
+        let err = parse(&["--config", &path], &[]).unwrap_err();
+        assert!(err.contains("unknown key `keepalive-timout`"), "{err}");
+        assert!(err.contains("did you mean `keepalive-timeout`"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        let (_dir, path) = file("frobnicate = 1\n");
+        let err = parse(&["--config", &path], &[]).unwrap_err();
+        assert!(
+            err.contains("unknown key `frobnicate`") && !err.contains("mean"),
+            "{err}"
+        );
+        let (_dir, path) = file("config = \"x.toml\"\n");
+        assert!(parse(&["--config", &path], &[]).is_err());
+        let (_dir, path) = file("grace = \"1s\"\ngrace_x = 1\n[grace_y]\n");
+        assert!(parse(&["--config", &path], &[]).is_err());
+        let (_dir, path) = file("send-timeout = \"1s\"\nsend_timeout = \"2s\"\n");
+        let err = parse(&["--config", &path], &[]).unwrap_err();
+        assert!(err.contains("set twice"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_source() {
+        let (_dir, path) = file("keepalive-timeout = \"forever\"\n");
+        let err = parse(&["--config", &path], &[]).unwrap_err();
+        assert!(
+            err.contains(&path) && err.contains("keepalive-timeout"),
+            "{err}"
+        );
+        assert!(err.contains("invalid duration"), "{err}");
+        let env = [("RINGSERVE_WORKERS", "many")];
+        let err = parse(&[], &env).unwrap_err();
+        assert!(err.contains("RINGSERVE_WORKERS"), "{err}");
+        let (_dir, path) = file("grace = \n");
+        let err = parse(&["--config", &path], &[]).unwrap_err();
+        assert!(err.contains("line 1"), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        let err = parse(&["--config", "/nonexistent/ringserve.toml"], &[]).unwrap_err();
+        assert!(err.contains("/nonexistent/ringserve.toml"), "{err}");
+        let (_dir, path) = file("grace = { a = 1 }\n");
+        assert!(parse(&["--config", &path], &[]).is_err());
+    }
+
+    #[test]
+    fn admin_never_on_a_public_address() {
+        let c = serve(&["--admin", "127.0.0.1:9090"], &[]);
+        assert_eq!(c.admin, Some("127.0.0.1:9090".parse().unwrap()));
+        let err = parse(&["--admin", "127.0.0.1:8080"], &[]).unwrap_err();
+        assert!(err.contains("overlaps"), "{err}");
+        let ok = ["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"];
+        assert!(parse(&ok, &[]).is_ok(), "port 0 never clashes");
+        let ok = ["--listen", "[::1]:8080", "--admin", "127.0.0.1:8080"];
+        assert!(parse(&ok, &[]).is_ok(), "other family");
+    }
+
+    #[test]
+    fn check_config_round_trips() {
+        let root = tempfile::tempdir().unwrap();
+        let root_s = root.path().display().to_string();
+        let (_dir, path) = file(&format!(
+            "root = {}\nlisten = [\"127.0.0.1:0\", \"[::1]:0\"]\ndotfiles = true\n",
+            toml::Value::String(root_s.clone())
+        ));
+        let env = [("RINGSERVE_GRACE", "3s"), ("RINGSERVE_ACCESS_LOG", "off")];
+        let (config, toml) = check_config(&["--config", &path, "--max-ranges", "5"], &env);
+        assert!(toml.contains("grace = \"3s\"\n"), "{toml}");
+        assert!(toml.contains("max-ranges = 5\n"), "{toml}");
+        assert!(toml.contains("dotfiles = true\n"), "{toml}");
+        assert!(toml.contains("# workers is not set\n"), "{toml}");
+        let (_again_dir, again) = file(&toml);
+        let (config2, toml2) = check_config(&["--config", &again], &[]);
+        assert_eq!(toml, toml2);
+        assert_eq!(format!("{config:?}"), format!("{config2:?}"));
+    }
+
+    #[test]
+    fn check_config_checks_the_root() {
+        let err = parse(&["check-config", "--root", "/nonexistent/root"], &[]).unwrap_err();
+        assert!(err.contains("root /nonexistent/root"), "{err}");
+    }
+
+    /// Every option is derived from the clap definition: it has a documented variable and is
+    /// printed by check-config under its flag name.
+    #[test]
+    fn every_option_has_env_and_file_key() {
+        let help = command().render_long_help().to_string();
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path().display().to_string();
+        let (_, toml) = check_config(&["--root", &root], &[]);
+        for arg in Cli::command().get_arguments().filter(|a| configurable(a)) {
+            let var = env_name(arg).unwrap();
+            assert!(help.contains(&format!("[env: {var}]")), "{var} not in help");
+            let long = arg.get_long().unwrap();
+            if long != CONFIG_ARG {
+                assert!(toml.contains(&format!("{long} ")), "{long} not in {toml}");
+            }
+        }
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("same", "same"), 0);
     }
 }

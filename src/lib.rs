@@ -14,8 +14,11 @@
 //!   so that no file byte passes through user space.
 //! - [`config`] is the validated run-time configuration shared by all of the above.
 
+pub mod admin;
 pub mod config;
 pub mod engine;
 pub mod fs;
 pub mod http;
+pub mod metrics;
+pub mod policy;
 pub mod serve;

@@ -1,23 +1,33 @@
-//! `ringserve` binary: parse the command line and hand over to the engine.
+//! `ringserve` binary: parse the command line, environment and config file, then run the
+//! requested command. Usage errors exit with status 2, run-time failures with 1; every error
+//! is one `ringserve: error: ...` line on stderr.
 
 use std::process::ExitCode;
+
+use ringserve::config::Action;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let config = match ringserve::config::Config::from_args() {
-        Ok(config) => config,
+    let action = match Action::from_env() {
+        Ok(action) => action,
         Err(e) => {
             eprintln!("ringserve: error: {e} (see --help)");
             return ExitCode::from(2);
         }
     };
-    match ringserve::engine::run(config) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ringserve: error: {e}");
-            ExitCode::FAILURE
+    match action {
+        Action::Serve(config) => match ringserve::engine::run(config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ringserve: error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Action::CheckConfig { toml, .. } => {
+            print!("{toml}");
+            ExitCode::SUCCESS
         }
     }
 }

@@ -815,3 +815,74 @@ impl Corpus {
         assert!(status.success(), "mkfifo failed");
     }
 }
+
+impl Server {
+    /// Starts the binary with exactly `args` and the extra environment `env` (no default
+    /// flags added) and waits until it has printed `addrs` `listening on` lines and `workers`
+    /// `worker` lines.
+    pub fn start_exact(
+        args: &[&str],
+        env: &[(&str, &str)],
+        addrs: usize,
+        workers: usize,
+    ) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringserve"))
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ringserve");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, lines) = mpsc::channel();
+        let sink = Arc::clone(&log);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        let mut proc = Proc { child, log, lines };
+        let deadline = Instant::now() + START_TIMEOUT;
+        let (mut found, mut started) = (Vec::new(), 0);
+        while found.len() < addrs || started < workers {
+            let Ok(line) = proc.next_line(deadline) else {
+                let status = proc.kill();
+                panic!(
+                    "server did not start (exit {status:?}); args {args:?}; stderr:\n{}",
+                    proc.stderr().join("\n")
+                );
+            };
+            if let Some(addr) = line.strip_prefix("ringserve: listening on ") {
+                found.push(addr.trim().parse().expect("listen address"));
+            } else if line.starts_with("ringserve: worker ") {
+                started += 1;
+            }
+        }
+        Server { proc, addrs: found }
+    }
+
+    /// Waits up to [`START_TIMEOUT`] for a stderr line starting with `prefix` and returns the
+    /// rest of it.
+    pub fn wait_line(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let found = self
+                .stderr_lines()
+                .iter()
+                .find_map(|l| l.strip_prefix(prefix).map(str::to_string));
+            if let Some(rest) = found {
+                return rest;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no line starting with {prefix:?}; stderr:\n{}",
+                self.stderr_lines().join("\n")
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

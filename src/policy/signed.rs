@@ -1,0 +1,376 @@
+//! Signed expiring URLs, in the spirit of nginx's `secure_link`: a link carries its expiry time,
+//! optionally a rate for its download, and an HMAC-SHA256 over both and the path, so that
+//! links can be handed out without the server keeping any state.
+//!
+//! Key decision, the signed message: `EXPIRES "\n" RATE "\n" PATH`, where `EXPIRES` is the
+//! expiry in Unix seconds and `RATE` the rate in bytes per second, both in canonical decimal
+//! (`RATE` empty when the link has none), and `PATH` is the decoded request path, raw bytes to
+//! the end. The two numbers cannot contain a newline and the path comes last, so every message
+//! has one reading; a path with a newline in it cannot pose as another field. The signature is
+//! the MAC in unpadded base64url (43 characters). A link can be made in a shell with
+//! `printf '%s\n%s\n%s' "$expires" "$rate" "$path" | openssl dgst -sha256 -hmac "$secret"
+//! -binary | basenc --base64url | tr -d =`.
+//!
+//! Verification allocates nothing: the query is scanned in place, the keyed MAC state is
+//! cloned from [`Secret`], and the comparison is constant-time (`Mac::verify_slice`).
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::size::parse_rate;
+use crate::http::parse_decimal;
+
+/// Length in bytes of an HMAC-SHA256 tag.
+const TAG_LEN: usize = 32;
+
+/// Length of the tag in unpadded base64.
+const SIG_LEN: usize = 43;
+
+/// A signing key, with the HMAC key schedule done once.
+#[derive(Clone)]
+pub struct Secret {
+    mac: Hmac<Sha256>,
+}
+
+impl Secret {
+    /// A key from secret bytes; empty secrets are refused (32 random bytes are recommended).
+    pub fn new(secret: &[u8]) -> Result<Secret, String> {
+        if secret.is_empty() {
+            return Err("the signing secret is empty".into());
+        }
+        let mac = Hmac::<Sha256>::new_from_slice(secret)
+            .map_err(|_| String::from("unusable signing secret"))?;
+        Ok(Secret { mac })
+    }
+
+    /// The MAC state after absorbing the message for these fields.
+    fn message(&self, path: &[u8], expires: u64, rate: Option<u64>) -> Hmac<Sha256> {
+        let mut mac = self.mac.clone();
+        let mut digits = itoa::Buffer::new();
+        mac.update(digits.format(expires).as_bytes());
+        mac.update(b"\n");
+        if let Some(rate) = rate {
+            mac.update(digits.format(rate).as_bytes());
+        }
+        mac.update(b"\n");
+        mac.update(path);
+        mac
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// The outcome of checking a request against its signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Authentic and not expired; serve it, paced at `rate` bytes per second if given.
+    Valid {
+        /// Rate the link was signed with.
+        rate: Option<u64>,
+    },
+    /// Signature missing, malformed or wrong, or parameters malformed or repeated: 403.
+    Forbidden,
+    /// Authentic but past its expiry time: 410.
+    Expired,
+}
+
+/// Checks a request's decoded `path` and raw `query` (without the `?`) at `now_unix`.
+///
+/// The query must hold `expires=UNIX` and `sig=...` and may hold `rate=R` (digits, or
+/// [`parse_rate`] syntax such as `2m`; the signature covers its value in bytes per second),
+/// each once, in any order, not percent-encoded; other parameters are ignored. A link is valid
+/// up to and including its expiry second, like nginx's. Expiry is only reported for authentic
+/// links, so a forged one learns nothing.
+pub fn verify(secret: &Secret, path: &[u8], query: &[u8], now_unix: u64) -> Verdict {
+    let (mut expires, mut sig, mut rate) = (None, None, None);
+    for param in query.split(|&b| b == b'&') {
+        let (name, value) = match param.iter().position(|&b| b == b'=') {
+            Some(i) => (&param[..i], Some(&param[i + 1..])),
+            None => (param, None),
+        };
+        let slot = match name {
+            b"expires" => &mut expires,
+            b"sig" => &mut sig,
+            b"rate" => &mut rate,
+            _ => continue,
+        };
+        if slot.is_some() {
+            return Verdict::Forbidden;
+        }
+        match value {
+            Some(v) => *slot = Some(v),
+            None => return Verdict::Forbidden,
+        }
+    }
+    let (Some(expires), Some(sig)) = (expires, sig) else {
+        return Verdict::Forbidden;
+    };
+    let Some(expires) = parse_decimal(expires) else {
+        return Verdict::Forbidden;
+    };
+    let rate = match rate.map(|r| std::str::from_utf8(r).ok().map(parse_rate)) {
+        None => None,
+        Some(Some(Ok(r))) => Some(r),
+        Some(_) => return Verdict::Forbidden,
+    };
+    let mut tag = [0u8; TAG_LEN + 3];
+    if sig.len() != SIG_LEN || URL_SAFE_NO_PAD.decode_slice(sig, &mut tag) != Ok(TAG_LEN) {
+        return Verdict::Forbidden;
+    }
+    if secret
+        .message(path, expires, rate)
+        .verify_slice(&tag[..TAG_LEN])
+        .is_err()
+    {
+        return Verdict::Forbidden;
+    }
+    if now_unix > expires {
+        return Verdict::Expired;
+    }
+    Verdict::Valid { rate }
+}
+
+/// Signs `path` (decoded, as [`verify`] will see it) until `expires_unix`, optionally with a
+/// rate, and returns the query string to append after `?`: `expires=E[&rate=R]&sig=S`.
+pub fn sign(secret: &Secret, path: &[u8], expires_unix: u64, rate: Option<u64>) -> String {
+    let tag = secret
+        .message(path, expires_unix, rate)
+        .finalize()
+        .into_bytes();
+    let sig = URL_SAFE_NO_PAD.encode(tag);
+    match rate {
+        Some(r) => format!("expires={expires_unix}&rate={r}&sig={sig}"),
+        None => format!("expires={expires_unix}&sig={sig}"),
+    }
+}
+
+/// Parses a link lifetime for `--expires`: a positive number with an optional unit `s`
+/// (default), `m`, `h` or `d` (`90`, `15m`, `1h`, `7d`).
+pub fn parse_expires_in(s: &str) -> Result<Duration, String> {
+    let (digits, unit) = match s.as_bytes().last() {
+        Some(b's') => (&s[..s.len() - 1], 1),
+        Some(b'm') => (&s[..s.len() - 1], 60),
+        Some(b'h') => (&s[..s.len() - 1], 3600),
+        Some(b'd') => (&s[..s.len() - 1], 86_400),
+        _ => (s, 1),
+    };
+    match parse_decimal(digits.as_bytes()).and_then(|n| n.checked_mul(unit)) {
+        Some(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
+        _ => Err(format!(
+            "invalid lifetime {s:?} (expected e.g. 30m, 1h, 7d)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn secret() -> Secret {
+        Secret::new(b"0123456789abcdef0123456789abcdef").unwrap()
+    }
+
+    fn check(path: &str, query: &str) -> Verdict {
+        verify(&secret(), path.as_bytes(), query.as_bytes(), NOW)
+    }
+
+    #[test]
+    fn round_trips() {
+        let q = sign(&secret(), b"/downloads/file.iso", NOW + 60, None);
+        assert!(q.starts_with("expires=1700000060&sig="), "{q}");
+        assert_eq!(q.len(), "expires=1700000060&sig=".len() + SIG_LEN);
+        assert_eq!(
+            check("/downloads/file.iso", &q),
+            Verdict::Valid { rate: None }
+        );
+        let q = sign(&secret(), b"/a", NOW, Some(2 << 20));
+        assert!(q.starts_with("expires=1700000000&rate=2097152&sig="), "{q}");
+        assert_eq!(
+            check("/a", &q),
+            Verdict::Valid {
+                rate: Some(2 << 20)
+            }
+        );
+    }
+
+    #[test]
+    fn matches_the_documented_layout() {
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"0123456789abcdef0123456789abcdef").unwrap();
+        mac.update(b"1700000060\n1024\n/x y\nz");
+        let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        let q = sign(&secret(), b"/x y\nz", NOW + 60, Some(1024));
+        assert_eq!(q, format!("expires=1700000060&rate=1024&sig={sig}"));
+    }
+
+    #[test]
+    fn parameters_in_any_order_with_others_and_rate_syntax() {
+        let q = sign(&secret(), b"/f", NOW + 1, Some(2 << 20));
+        let sig = q.rsplit_once("sig=").unwrap().1;
+        for query in [
+            format!("sig={sig}&rate=2097152&expires={}", NOW + 1),
+            format!("x=1&rate=2m&&expires={}&utm=a=b&sig={sig}&flag", NOW + 1),
+            format!("rate=2m/s&sig={sig}&expires={}", NOW + 1),
+        ] {
+            assert_eq!(
+                check("/f", &query),
+                Verdict::Valid {
+                    rate: Some(2 << 20)
+                },
+                "{query}"
+            );
+        }
+    }
+
+    #[test]
+    fn tampering_is_forbidden() {
+        let q = sign(&secret(), b"/f", NOW + 10, Some(1000));
+        let sig = q.rsplit_once("sig=").unwrap().1;
+        assert_eq!(check("/g", &q), Verdict::Forbidden);
+        assert_eq!(check("/f/", &q), Verdict::Forbidden);
+        let later = format!("expires={}&rate=1000&sig={sig}", NOW + 11);
+        assert_eq!(check("/f", &later), Verdict::Forbidden);
+        let faster = format!("expires={}&rate=1001&sig={sig}", NOW + 10);
+        assert_eq!(check("/f", &faster), Verdict::Forbidden);
+        let unpaced = format!("expires={}&sig={sig}", NOW + 10);
+        assert_eq!(check("/f", &unpaced), Verdict::Forbidden);
+        let mut bad = sig.as_bytes().to_vec();
+        bad[5] = if bad[5] == b'A' { b'B' } else { b'A' };
+        let bad = format!(
+            "expires={}&rate=1000&sig={}",
+            NOW + 10,
+            String::from_utf8(bad).unwrap()
+        );
+        assert_eq!(check("/f", &bad), Verdict::Forbidden);
+        let other = Secret::new(b"another secret").unwrap();
+        assert_eq!(verify(&other, b"/f", q.as_bytes(), NOW), Verdict::Forbidden);
+    }
+
+    #[test]
+    fn non_canonical_signatures_are_forbidden() {
+        let q = sign(&secret(), b"/f", NOW + 10, None);
+        let (head, sig) = q.rsplit_once("sig=").unwrap();
+        // The last character carries 2 padding bits that must be zero.
+        let last = sig.as_bytes()[SIG_LEN - 1];
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let pos = alphabet.iter().position(|&c| c == last).unwrap();
+        let twin = alphabet[pos ^ 1] as char;
+        let forged = format!("{head}sig={}{twin}", &sig[..SIG_LEN - 1]);
+        assert_eq!(check("/f", &forged), Verdict::Forbidden);
+        for s in [
+            format!("{sig}="),
+            format!("{sig}A"),
+            sig[1..].to_string(),
+            format!("+{}", &sig[1..]),
+        ] {
+            assert_eq!(
+                check("/f", &format!("{head}sig={s}")),
+                Verdict::Forbidden,
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn expiry_is_reported_only_for_authentic_links() {
+        let q = sign(&secret(), b"/f", NOW - 1, None);
+        assert_eq!(check("/f", &q), Verdict::Expired);
+        assert_eq!(check("/g", &q), Verdict::Forbidden);
+        let q = sign(&secret(), b"/f", NOW, None);
+        assert_eq!(check("/f", &q), Verdict::Valid { rate: None });
+        assert_eq!(
+            verify(&secret(), b"/f", q.as_bytes(), u64::MAX),
+            Verdict::Expired
+        );
+    }
+
+    #[test]
+    fn missing_repeated_or_malformed_parameters_are_forbidden() {
+        let q = sign(&secret(), b"/f", NOW + 10, Some(5));
+        let sig = q.rsplit_once("sig=").unwrap().1;
+        let e = NOW + 10;
+        for query in [
+            String::new(),
+            format!("expires={e}&rate=5"),
+            format!("rate=5&sig={sig}"),
+            format!("expires={e}&expires={e}&rate=5&sig={sig}"),
+            format!("expires={e}&rate=5&rate=5&sig={sig}"),
+            format!("expires={e}&rate=5&sig={sig}&sig={sig}"),
+            format!("expires&expires={e}&rate=5&sig={sig}"),
+            format!("expires={e}&rate=5&sig"),
+            format!("expires=&rate=5&sig={sig}"),
+            format!("expires=+{e}&rate=5&sig={sig}"),
+            format!("expires={e}&rate=&sig={sig}"),
+            format!("expires={e}&rate=5x&sig={sig}"),
+            format!("expires={e}&rate=5&sig="),
+            format!("expires=99999999999999999999&rate=5&sig={sig}"),
+            format!("expires={e}&rate=5&sig={sig}%3D"),
+            format!("EXPIRES={e}&rate=5&sig={sig}"),
+        ] {
+            assert_eq!(check("/f", &query), Verdict::Forbidden, "{query}");
+        }
+    }
+
+    #[test]
+    fn non_utf8_input_is_handled() {
+        let path = b"/caf\xe9/\xff\xfe";
+        let q = sign(&secret(), path, NOW + 10, None);
+        assert_eq!(
+            verify(&secret(), path, q.as_bytes(), NOW),
+            Verdict::Valid { rate: None }
+        );
+        assert_eq!(
+            verify(&secret(), b"/caf\xe9/\xff", q.as_bytes(), NOW),
+            Verdict::Forbidden
+        );
+        let mut query = q.clone().into_bytes();
+        query.extend_from_slice(b"&\xff=\xfe&rate=\xc3");
+        assert_eq!(verify(&secret(), path, &query, NOW), Verdict::Forbidden);
+        let mut query = q.into_bytes();
+        query.extend_from_slice(b"&\xff\xfe=\x80");
+        assert_eq!(
+            verify(&secret(), path, &query, NOW),
+            Verdict::Valid { rate: None }
+        );
+        assert_eq!(verify(&secret(), b"", b"\xff&=&&", NOW), Verdict::Forbidden);
+    }
+
+    #[test]
+    fn secrets() {
+        assert!(Secret::new(b"").is_err());
+        assert_eq!(format!("{:?}", secret()), "Secret(..)");
+    }
+
+    #[test]
+    fn lifetimes() {
+        assert_eq!(parse_expires_in("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_expires_in("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_expires_in("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_expires_in("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_expires_in("7d"), Ok(Duration::from_secs(604_800)));
+        for s in [
+            "",
+            "0",
+            "0h",
+            "h",
+            "1.5h",
+            "-1h",
+            "1w",
+            "1H",
+            "1 h",
+            "99999999999999999999d",
+            "é",
+        ] {
+            assert!(parse_expires_in(s).is_err(), "{s:?}");
+        }
+    }
+}
