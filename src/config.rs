@@ -147,6 +147,13 @@ struct Opts {
     /// one of the --listen addresses.
     #[arg(long, value_name = "ADDR")]
     admin: Option<SocketAddr>,
+    /// Open files (fd + metadata) cached per worker; 0 disables (nginx `open_file_cache max=`).
+    #[arg(long, default_value_t = 4096)]
+    open_file_cache: usize,
+    /// How long a cached file is trusted before its path is resolved again (nginx
+    /// `open_file_cache_valid`).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    open_file_cache_valid: Duration,
 }
 
 /// Validated configuration shared by all workers.
@@ -180,6 +187,10 @@ pub struct Config {
     pub limits: Limits,
     /// Admin listener address, if enabled (see [`crate::admin`]).
     pub admin: Option<SocketAddr>,
+    /// Open-file cache entries per worker (0: off).
+    pub open_file_cache: usize,
+    /// Open-file cache revalidation period.
+    pub open_file_cache_valid: Duration,
 }
 
 /// What an invocation of the binary asks for.
@@ -292,6 +303,8 @@ impl Config {
                 ..Limits::default()
             },
             admin: opts.admin,
+            open_file_cache: opts.open_file_cache,
+            open_file_cache_valid: opts.open_file_cache_valid,
         })
     }
 }

@@ -15,6 +15,7 @@ use std::fs::File;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{BodyPath, Config};
@@ -121,7 +122,7 @@ pub struct Conn {
     /// Index of the chunk being sent and bytes of it already sent.
     cursor: (usize, u64),
     /// The file behind the current response's `Chunk::File`s.
-    file: Option<File>,
+    file: Option<Arc<File>>,
     /// Pipe holding file bytes on their way to the socket (splice body path only).
     pipe: Option<Pipe>,
     /// Close once the current response is sent.
@@ -212,7 +213,9 @@ impl Conn {
     /// The server started draining: an idle connection closes now, a busy one after its
     /// current response.
     pub fn on_drain(&mut self) -> Next {
-        if self.is_idle() {
+        // Nothing of a request has arrived (between requests, or accepted and silent).
+        let waiting = matches!(self.phase, Phase::Idle | Phase::Head | Phase::Answered);
+        if waiting && self.pending.is_empty() && self.discard == 0 {
             Next::Close
         } else {
             self.close_after = true;
@@ -272,6 +275,7 @@ impl Conn {
                     let resp = w.handler.respond(
                         &req,
                         &cx,
+                        w.now,
                         &mut w.scratch,
                         &mut self.out,
                         &mut self.chunks,

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::{AccessLog as LogDest, BackendChoice, Config};
-use crate::fs::Root;
+use crate::fs::{FileCache, Root};
 use crate::serve::Handler;
 
 use conn::Worker;
@@ -79,7 +79,10 @@ pub fn run(config: Config) -> io::Result<()> {
             listeners,
             wake,
             worker: Worker::new(
-                Handler::new(root(&config)?),
+                Handler::new(
+                    root(&config)?,
+                    FileCache::new(config.open_file_cache, config.open_file_cache_valid),
+                ),
                 config.clone(),
                 access_log(&config.access_log)?,
             ),

@@ -3,12 +3,14 @@
 //!
 //! [`path`] decodes and vets the target without touching the disk, [`root`] resolves it with
 //! `openat2(RESOLVE_BENEATH)` so the kernel, not string checks, guarantees nothing outside the
-//! root is ever opened, and [`mime`] names the content type. Lookups allocate nothing: the
+//! root is ever opened, [`mime`] names the content type, and [`cache`] keeps hot files open. Lookups allocate nothing: the
 //! caller lends a scratch buffer that is reused from request to request.
 
+pub mod cache;
 pub mod mime;
 pub mod path;
 pub mod root;
 
+pub use cache::{FileCache, Found};
 pub use path::{decode, Decoded, PathError};
 pub use root::{Lookup, Root};

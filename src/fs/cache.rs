@@ -1,0 +1,201 @@
+//! Per-worker open-file cache (nginx `open_file_cache`, lighttpd's stat cache): request path →
+//! open file + representation, so a hot file costs no `openat2`/`fstat`/`close` per request.
+//!
+//! Key decision: an entry is trusted for a fixed period (`valid`) and then simply resolved
+//! again through [`Root::lookup`] — the one race-free resolution path — rather than
+//! revalidated by a second mechanism. Only successful file lookups are cached, so every
+//! refusal (traversal, dotfile, missing) is still decided fresh. Entries are shared with the
+//! connections sending them through `Arc`, so evicting one never closes a file mid-transfer.
+//! The cache is bounded; when full, an arbitrary entry is evicted (cheap, and hot entries come
+//! straight back).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Lookup, Root};
+use crate::http::Representation;
+
+/// A file found by [`FileCache::lookup`], ready to serve.
+pub enum Found {
+    /// A regular file, shared with the cache.
+    File(Arc<File>, Representation),
+    /// See [`Lookup::Redirect`].
+    Redirect,
+    /// See [`Lookup::NotFound`].
+    NotFound,
+    /// See [`Lookup::Forbidden`].
+    Forbidden,
+    /// See [`Lookup::BadRequest`].
+    BadRequest,
+}
+
+struct Entry {
+    file: Arc<File>,
+    rep: Representation,
+    checked: Instant,
+}
+
+/// The cache; one per worker, so no locking.
+pub struct FileCache {
+    map: HashMap<Box<[u8]>, Entry>,
+    max: usize,
+    valid: Duration,
+    hits: u64,
+    misses: u64,
+}
+
+impl FileCache {
+    /// A cache of at most `max` entries (0 disables it), each trusted for `valid`.
+    pub fn new(max: usize, valid: Duration) -> FileCache {
+        FileCache {
+            map: HashMap::new(),
+            max,
+            valid,
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    /// Resolves `target` below `root`, from the cache when a fresh entry exists.
+    pub fn lookup(
+        &mut self,
+        root: &Root,
+        target: &[u8],
+        now: Instant,
+        scratch: &mut Vec<u8>,
+    ) -> Found {
+        let key = target.split(|&b| b == b'?').next().unwrap_or(target);
+        if let Some(e) = self.map.get(key) {
+            if now.saturating_duration_since(e.checked) < self.valid {
+                self.hits += 1;
+                return Found::File(Arc::clone(&e.file), e.rep.clone());
+            }
+        }
+        self.misses += 1;
+        match root.lookup(target, scratch) {
+            Lookup::File { file, rep } => {
+                let file = Arc::new(file);
+                if self.max > 0 {
+                    self.insert(
+                        key,
+                        Entry {
+                            file: Arc::clone(&file),
+                            rep: rep.clone(),
+                            checked: now,
+                        },
+                    );
+                }
+                Found::File(file, rep)
+            }
+            other => {
+                self.map.remove(key);
+                match other {
+                    Lookup::Redirect => Found::Redirect,
+                    Lookup::Forbidden => Found::Forbidden,
+                    Lookup::BadRequest => Found::BadRequest,
+                    Lookup::NotFound | Lookup::File { .. } => Found::NotFound,
+                }
+            }
+        }
+    }
+
+    fn insert(&mut self, key: &[u8], entry: Entry) {
+        if let Some(e) = self.map.get_mut(key) {
+            *e = entry;
+            return;
+        }
+        if self.map.len() >= self.max {
+            if let Some(victim) = self.map.keys().next().cloned() {
+                self.map.remove(&victim);
+            }
+        }
+        self.map.insert(key.into(), entry);
+    }
+
+    /// Lookups answered from the cache and lookups that resolved the path, so far.
+    pub fn stats(&self) -> (u64, u64) {
+        (self.hits, self.misses)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn setup() -> (tempfile::TempDir, Root) {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.txt"), "one").unwrap();
+        let root = Root::open(dir.path(), false).unwrap();
+        (dir, root)
+    }
+
+    fn len_of(f: Found) -> u64 {
+        match f {
+            Found::File(_, rep) => rep.len,
+            _ => panic!("expected a file"),
+        }
+    }
+
+    #[test]
+    fn hits_within_valid_period_and_resolves_again_after() {
+        let (dir, root) = setup();
+        let mut c = FileCache::new(8, Duration::from_secs(5));
+        let t0 = Instant::now();
+        let s = &mut Vec::new();
+        assert_eq!(len_of(c.lookup(&root, b"/a.txt?x=1", t0, s)), 3);
+        fs::write(dir.path().join("a.txt"), "changed").unwrap();
+        assert_eq!(
+            len_of(c.lookup(&root, b"/a.txt", t0 + Duration::from_secs(1), s)),
+            3
+        );
+        assert_eq!(c.stats(), (1, 1));
+        assert_eq!(
+            len_of(c.lookup(&root, b"/a.txt", t0 + Duration::from_secs(6), s)),
+            7
+        );
+        assert_eq!(c.stats(), (1, 2));
+    }
+
+    #[test]
+    fn refusals_are_never_cached_and_drop_stale_entries() {
+        let (dir, root) = setup();
+        let mut c = FileCache::new(8, Duration::ZERO);
+        let t0 = Instant::now();
+        let s = &mut Vec::new();
+        assert!(matches!(c.lookup(&root, b"/a.txt", t0, s), Found::File(..)));
+        fs::remove_file(dir.path().join("a.txt")).unwrap();
+        assert!(matches!(c.lookup(&root, b"/a.txt", t0, s), Found::NotFound));
+        assert!(matches!(
+            c.lookup(&root, b"/../a.txt", t0, s),
+            Found::BadRequest
+        ));
+        assert!(c.map.is_empty());
+    }
+
+    #[test]
+    fn bounded() {
+        let (dir, root) = setup();
+        for i in 0..20 {
+            fs::write(dir.path().join(format!("{i}.txt")), "x").unwrap();
+        }
+        let mut c = FileCache::new(4, Duration::from_secs(60));
+        let now = Instant::now();
+        for i in 0..20 {
+            c.lookup(&root, format!("/{i}.txt").as_bytes(), now, &mut Vec::new());
+        }
+        assert_eq!(c.map.len(), 4);
+    }
+
+    #[test]
+    fn disabled_cache_holds_nothing() {
+        let (_dir, root) = setup();
+        let mut c = FileCache::new(0, Duration::from_secs(60));
+        let now = Instant::now();
+        c.lookup(&root, b"/a.txt", now, &mut Vec::new());
+        c.lookup(&root, b"/a.txt", now, &mut Vec::new());
+        assert_eq!(c.stats(), (0, 2));
+    }
+}
