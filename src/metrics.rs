@@ -204,17 +204,12 @@ impl WorkerMetrics {
         add(&self.submissions, submissions);
     }
 
-    /// An open-file-cache lookup hit or missed.
+    /// The worker's open-file cache has answered `hits` lookups from memory and resolved
+    /// `misses` paths so far (totals kept by the cache, published once per loop turn).
     #[inline]
-    pub fn cache(&self, hit: bool) {
-        add(
-            if hit {
-                &self.cache_hits
-            } else {
-                &self.cache_misses
-            },
-            1,
-        );
+    pub fn cache_totals(&self, hits: u64, misses: u64) {
+        self.cache_hits.store(hits, Relaxed);
+        self.cache_misses.store(misses, Relaxed);
     }
 
     /// The worker now holds `n` pipes (splice body path).
@@ -683,8 +678,7 @@ mod tests {
             w.conn_closed();
             w.rejected(Reject::Timeout);
             w.loop_turn(3);
-            w.cache(true);
-            w.cache(false);
+            w.cache_totals(1, 1);
             w.pipes_in_use(2);
         }
         all

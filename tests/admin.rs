@@ -187,7 +187,7 @@ fn promtool_accepts_exposition() {
 /// The binary's admin listener: started by `--admin`, announced on stderr, never on the
 /// public port, and counting downloads served by the workers.
 #[test]
-#[ignore = "needs --admin wired into the engine"]
+
 fn binary_admin_listener() {
     let corpus = Corpus::new();
     let server = Server::start(Backend::Epoll, corpus.root(), &["--admin", "127.0.0.1:0"]);

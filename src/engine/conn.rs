@@ -22,7 +22,8 @@ use crate::config::{BodyPath, Config};
 use crate::http::date::DateCache;
 use crate::http::request::{self, Parse};
 use crate::http::response::{self, Context};
-use crate::http::{Chunk, Status};
+use crate::http::{Chunk, Method, Status};
+use crate::metrics::{BodyKind, TopFiles, WorkerHandle};
 use crate::serve::{Handler, Scratch};
 
 use super::access_log::AccessLog;
@@ -33,6 +34,9 @@ use super::timer::Deadline;
 /// Most unparsed input kept for a connection while its response is being sent (pipelined
 /// requests waiting their turn). A client that sends more without reading is cut off.
 const MAX_PENDING: usize = 64 * 1024;
+
+/// Paths tracked per worker for the most-downloaded list.
+const TOP_FILES: usize = 64;
 
 /// What the connection needs from its backend next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,7 +67,7 @@ pub struct Worker {
     /// The static-file handler.
     pub handler: Handler,
     /// Run-time configuration.
-    pub config: std::sync::Arc<Config>,
+    pub config: Arc<Config>,
     /// `Date` header value, refreshed once per second.
     pub date: DateCache,
     /// Time of the current loop turn.
@@ -72,13 +76,22 @@ pub struct Worker {
     pub draining: bool,
     /// Buffered access log.
     pub log: AccessLog,
+    /// This worker's counters (read by the admin listener).
+    pub metrics: WorkerHandle,
+    /// Most downloaded files, published to `metrics` once a second.
+    top: TopFiles,
     scratch: Scratch,
     pipes: PipePool,
 }
 
 impl Worker {
     /// Worker state serving with `handler` under `config`.
-    pub fn new(handler: Handler, config: std::sync::Arc<Config>, log: AccessLog) -> Worker {
+    pub fn new(
+        handler: Handler,
+        config: Arc<Config>,
+        log: AccessLog,
+        metrics: WorkerHandle,
+    ) -> Worker {
         let mut date = DateCache::new();
         date.update(std::time::SystemTime::now());
         Worker {
@@ -88,6 +101,8 @@ impl Worker {
             now: Instant::now(),
             draining: false,
             log,
+            metrics,
+            top: TopFiles::new(TOP_FILES),
             scratch: Scratch::default(),
             pipes: PipePool::default(),
         }
@@ -99,6 +114,9 @@ impl Worker {
         let wall = std::time::SystemTime::now();
         self.date.update(wall);
         self.log.tick(wall);
+        let (hits, misses) = self.handler.cache_stats();
+        self.metrics.cache_totals(hits, misses);
+        self.top.publish(self.now, &self.metrics);
     }
 
     fn deadline_after(&self, d: Duration) -> Option<Instant> {
@@ -127,6 +145,8 @@ pub struct Conn {
     pipe: Option<Pipe>,
     /// Close once the current response is sent.
     close_after: bool,
+    /// Method, status and start of the response being sent, counted once it is done.
+    current: (Method, Status, Instant),
     /// Requests answered on this connection.
     served: u32,
     phase: Phase,
@@ -145,6 +165,7 @@ impl Conn {
         };
         let mut deadline = Deadline::default();
         deadline.set(w.deadline_after(w.config.header_timeout));
+        w.metrics.conn_opened();
         Conn {
             sock,
             peer,
@@ -156,6 +177,7 @@ impl Conn {
             file: None,
             pipe: None,
             close_after: false,
+            current: (Method::Other, Status::Ok, w.now),
             served: 0,
             phase: Phase::Head,
             deadline,
@@ -286,6 +308,12 @@ impl Conn {
                         resp.planned.status,
                         resp.planned.body_len,
                     );
+                    let status = resp.planned.status;
+                    let download = matches!(status, Status::Ok | Status::PartialContent);
+                    if req.method == Method::Get && download {
+                        w.top.record(req.target);
+                    }
+                    self.current = (req.method, status, w.now);
                     self.file = resp.file;
                     self.close_after = !resp.planned.keep_alive;
                     pos += req.head_len;
@@ -311,6 +339,7 @@ impl Conn {
         let planned = response::error(status, false, false, &cx, &mut self.out, &mut self.chunks);
         w.log
             .record(self.peer, None, planned.status, planned.body_len);
+        self.current = (Method::Other, planned.status, w.now);
         self.close_after = true;
     }
 
@@ -360,6 +389,12 @@ impl Conn {
             match sent {
                 Ok((0, _)) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Ok((n, socket_full)) => {
+                    let kind = match (chunk, w.config.body) {
+                        (Chunk::Mem { .. }, _) => BodyKind::Memory,
+                        (Chunk::File { .. }, BodyPath::Sendfile) => BodyKind::Sendfile,
+                        (Chunk::File { .. }, BodyPath::Splice) => BodyKind::Splice,
+                    };
+                    w.metrics.bytes(kind, n as u64);
                     self.cursor.1 += n as u64;
                     if self.cursor.1 == chunk_len(chunk) {
                         self.cursor = (self.cursor.0 + 1, 0);
@@ -373,6 +408,12 @@ impl Conn {
                 Err(e) => return Err(e),
             }
         }
+        let (method, status, started) = self.current;
+        w.metrics.request(
+            method,
+            status.code(),
+            w.now.saturating_duration_since(started),
+        );
         self.out.clear();
         self.chunks.clear();
         self.cursor = (0, 0);

@@ -103,6 +103,7 @@ impl super::Backend for Epoll {
 
     fn close(&mut self, key: TimerKey, reset: bool) {
         if let Some(e) = self.conns.remove(key) {
+            self.w.metrics.conn_closed();
             if reset {
                 let _ = socket2::SockRef::from(e.conn.sock()).set_linger(Some(Duration::ZERO));
             }
@@ -125,7 +126,7 @@ impl super::Backend for Epoll {
         self.conns.is_empty()
     }
 
-    fn turn(&mut self, timeout: Duration) -> io::Result<()> {
+    fn turn(&mut self, timeout: Duration) -> io::Result<u64> {
         // Round up so a deadline 0.4 ms away does not spin with a zero timeout.
         let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
         let n = sys::epoll_wait(self.ep.as_fd(), &mut self.events, ms)?;
@@ -142,7 +143,7 @@ impl super::Backend for Epoll {
                 }
             }
         }
-        Ok(())
+        Ok(0)
     }
 }
 
@@ -172,6 +173,7 @@ impl Epoll {
             .is_err()
             {
                 self.conns.remove(key);
+                self.w.metrics.conn_closed();
             }
         }
     }

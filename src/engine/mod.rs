@@ -26,8 +26,10 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::admin::{self, AdminState};
 use crate::config::{AccessLog as LogDest, BackendChoice, Config};
 use crate::fs::{FileCache, Root};
+use crate::metrics::{Reject, WorkerHandle, WorkerMetrics};
 use crate::serve::Handler;
 
 use conn::Worker;
@@ -68,6 +70,7 @@ pub fn run(config: Config) -> io::Result<()> {
 
     sys::block_shutdown_signals()?;
     let shutdown = Shutdown::default();
+    let metrics = WorkerMetrics::for_workers(config.workers);
     let (done_tx, done_rx) = mpsc::channel::<io::Result<()>>();
     let (ready_tx, ready_rx) = mpsc::channel::<io::Result<String>>();
     let mut wakes = Vec::new();
@@ -85,6 +88,7 @@ pub fn run(config: Config) -> io::Result<()> {
                 ),
                 config.clone(),
                 access_log(&config.access_log)?,
+                WorkerHandle::new(&metrics, i).ok_or_else(|| io::Error::other("worker index"))?,
             ),
             shutdown: shutdown.clone(),
             grace: config.grace,
@@ -113,6 +117,15 @@ pub fn run(config: Config) -> io::Result<()> {
     }
     for addr in &bound {
         eprintln!("ringserve: listening on {addr}");
+    }
+    if let Some(addr) = config.admin {
+        let state = AdminState {
+            metrics: metrics.clone(),
+            draining: shutdown.requested.clone(),
+            root: root(&config)?,
+            started: Instant::now(),
+        };
+        admin::spawn(addr, state)?;
     }
 
     let signals = shutdown.clone();
@@ -167,10 +180,12 @@ fn worker_main(
                     return Err(e);
                 }
             };
+            setup.worker.metrics.set_backend("uring");
             let _ = ready.send(Ok(format!("worker {i}: backend uring ({})", info.features)));
             uring::run(setup, info)
         }
         Some(why) => {
+            setup.worker.metrics.set_backend("epoll");
             let _ = ready.send(Ok(format!("worker {i}: backend epoll ({why})")));
             epoll::run(setup)
         }
@@ -245,8 +260,9 @@ trait Backend {
     fn start_drain(&mut self);
     /// Whether nothing is left to do after a drain.
     fn finished(&self) -> bool;
-    /// Waits up to `timeout` for I/O and handles what arrived.
-    fn turn(&mut self, timeout: Duration) -> io::Result<()>;
+    /// Waits up to `timeout` for I/O and handles what arrived; returns how many operations
+    /// the wait submitted (always 0 on epoll).
+    fn turn(&mut self, timeout: Duration) -> io::Result<u64>;
 }
 
 /// The worker loop both backends share: deadlines, drain, wait.
@@ -256,6 +272,9 @@ fn drive(b: &mut impl Backend, shutdown: &Shutdown, grace: Duration) -> io::Resu
         b.worker().tick();
         let now = b.worker().now;
         while let Some((key, reset)) = b.pop_due(now) {
+            if reset {
+                b.worker().metrics.rejected(Reject::Timeout);
+            }
             b.close(key, reset);
         }
         if drain_deadline.is_none() && shutdown.requested.load(Ordering::Acquire) {
@@ -272,7 +291,8 @@ fn drive(b: &mut impl Backend, shutdown: &Shutdown, grace: Duration) -> io::Resu
         for t in [b.next_deadline(), drain_deadline].into_iter().flatten() {
             timeout = timeout.min(t.saturating_duration_since(now));
         }
-        b.turn(timeout)?;
+        let submitted = b.turn(timeout)?;
+        b.worker().metrics.loop_turn(submitted);
     }
     b.worker().log.flush();
     Ok(())

@@ -189,6 +189,7 @@ impl super::Backend for Uring {
         }
         if e.io.inflight == 0 {
             self.conns.remove(key);
+            self.w.metrics.conn_closed();
             return;
         }
         if !e.io.closing {
@@ -216,10 +217,11 @@ impl super::Backend for Uring {
         self.conns.is_empty() && self.accepting == 0
     }
 
-    fn turn(&mut self, timeout: Duration) -> io::Result<()> {
+    fn turn(&mut self, timeout: Duration) -> io::Result<u64> {
         self.bufs.publish();
         let ts = types::Timespec::from(timeout);
         let args = types::SubmitArgs::new().timespec(&ts);
+        let pending = self.ring.submission().len() as u64;
         match self.ring.submitter().submit_with_args(1, &args) {
             Ok(_) => {}
             Err(e)
@@ -236,7 +238,7 @@ impl super::Backend for Uring {
         }
         self.rearm = rearm;
         self.rearm.clear();
-        Ok(())
+        Ok(pending)
     }
 }
 
