@@ -1,0 +1,129 @@
+//! Steady-state serving allocates nothing: a counting global allocator watches the whole
+//! per-request path of the engine — parse, open-file cache, response plan, `send` + `sendfile`
+//! — driven through the real connection driver on a real loopback socket.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringserve::config::{AccessLog as LogDest, Config};
+use ringserve::engine::access_log::AccessLog;
+use ringserve::engine::conn::{Conn, Next, Worker};
+use ringserve::fs::{FileCache, Root};
+use ringserve::metrics::{WorkerHandle, WorkerMetrics};
+use ringserve::serve::Handler;
+
+/// Counts allocations made by the thread that switched counting on.
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static COUNT: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards every call unchanged to the system allocator; the thread-local cells are
+// const-initialised and never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            COUNT.with(|c| c.set(c.get() + 1));
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            COUNT.with(|c| c.set(c.get() + 1));
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+#[test]
+fn no_allocation_per_request_after_warm_up() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("1k.bin"), vec![7u8; 1024]).unwrap();
+    let root = dir.path().to_str().unwrap();
+    let config = Config::try_from_iter([
+        "ringserve",
+        "--root",
+        root,
+        "--access-log",
+        "off",
+        "--keepalive-requests",
+        "100000",
+    ])
+    .unwrap();
+    let handler = Handler::new(
+        Root::open(dir.path(), false).unwrap(),
+        FileCache::new(16, Duration::from_secs(3600)),
+    );
+    let metrics = WorkerMetrics::for_workers(1);
+    let mut w = Worker::new(
+        handler,
+        Arc::new(config),
+        AccessLog::open(&LogDest::Off).unwrap(),
+        WorkerHandle::new(&metrics, 0).unwrap(),
+    );
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let (server, _) = listener.accept().unwrap();
+    server.set_nonblocking(true).unwrap();
+    let mut conn = Conn::new(OwnedFd::from(server), false, &w);
+
+    let request = b"GET /1k.bin HTTP/1.1\r\nHost: x\r\nUser-Agent: t\r\n\r\n";
+    let mut buf = [0u8; 4096];
+    let mut serve_one = |conn: &mut Conn, w: &mut Worker, expect: Option<usize>| -> usize {
+        w.tick();
+        assert_eq!(conn.on_input(request, w), Next::Read);
+        let mut got = 0;
+        loop {
+            got += client.read(&mut buf[got..]).unwrap();
+            let head_end = buf[..got].windows(4).position(|x| x == b"\r\n\r\n");
+            if let Some(h) = head_end {
+                if got >= h + 4 + 1024 {
+                    assert!(buf[..h].starts_with(b"HTTP/1.1 200 OK\r\n"));
+                    assert!(buf[h + 4..got].iter().all(|&b| b == 7));
+                    break;
+                }
+            }
+        }
+        if let Some(n) = expect {
+            assert_eq!(got, n);
+        }
+        got
+    };
+
+    let len = serve_one(&mut conn, &mut w, None);
+    for _ in 0..10 {
+        serve_one(&mut conn, &mut w, Some(len));
+    }
+    COUNTING.with(|c| c.set(true));
+    for _ in 0..1000 {
+        serve_one(&mut conn, &mut w, Some(len));
+    }
+    COUNTING.with(|c| c.set(false));
+    assert_eq!(
+        COUNT.with(Cell::get),
+        0,
+        "heap allocations in 1,000 warm requests"
+    );
+}
