@@ -105,9 +105,10 @@ struct Proc {
 
 impl Proc {
     /// Spawns the binary with `args`, stdin and stdout detached.
-    fn spawn(args: &[String]) -> Proc {
+    fn spawn<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> Proc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringserve"))
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -175,7 +176,7 @@ impl Server {
         let want_workers: usize = flag_value(&args, "--workers")
             .and_then(|n| n.parse().ok())
             .expect("--workers N");
-        let mut proc = Proc::spawn(&args);
+        let mut proc = Proc::spawn(&args, &[]);
         let deadline = Instant::now() + START_TIMEOUT;
         let mut addrs = Vec::new();
         let mut workers = Vec::new();
@@ -216,7 +217,7 @@ impl Server {
         timeout: Duration,
     ) -> (ExitStatus, Vec<String>) {
         let args = server_args(backend, root, extra);
-        let mut proc = Proc::spawn(&args);
+        let mut proc = Proc::spawn(&args, &[]);
         let Some(status) = proc.wait(timeout) else {
             let _ = proc.kill();
             panic!(
@@ -826,26 +827,7 @@ impl Server {
         addrs: usize,
         workers: usize,
     ) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringserve"))
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ringserve");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, lines) = mpsc::channel();
-        let sink = Arc::clone(&log);
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-        let mut proc = Proc { child, log, lines };
+        let mut proc = Proc::spawn(args, env);
         let deadline = Instant::now() + START_TIMEOUT;
         let (mut found, mut started) = (Vec::new(), 0);
         while found.len() < addrs || started < workers {
