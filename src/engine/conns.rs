@@ -70,8 +70,9 @@ impl<E> Conns<E> {
         }
     }
 
-    /// The next connection whose deadline has passed at `now`, if any.
-    pub fn pop_due(&mut self, now: Instant) -> Option<TimerKey> {
+    /// The next connection whose deadline has passed at `now`, if any, and whether it is to be
+    /// reset (RST) rather than closed gracefully: all but idle keep-alive connections are.
+    pub fn pop_due(&mut self, now: Instant) -> Option<(TimerKey, bool)> {
         loop {
             let slab = &mut self.slab;
             let (key, fired) = self.timers.pop_due(now, |k| {
@@ -80,7 +81,8 @@ impl<E> Conns<E> {
                     .map(|e| &mut e.conn.deadline)
             })?;
             if let Fired::Due = fired {
-                return Some(key);
+                let reset = self.get_mut(key).is_some_and(|e| !e.conn.is_idle());
+                return Some((key, reset));
             }
         }
     }

@@ -90,11 +90,7 @@ impl super::Backend for Epoll {
     }
 
     fn pop_due(&mut self, now: Instant) -> Option<(TimerKey, bool)> {
-        let key = self.conns.pop_due(now)?;
-        Some((
-            key,
-            self.conns.get_mut(key).is_some_and(|e| !e.conn.is_idle()),
-        ))
+        self.conns.pop_due(now)
     }
 
     fn next_deadline(&self) -> Option<Instant> {
