@@ -14,7 +14,7 @@ use super::conn::{Conn, Next, Worker};
 use super::conns::Conns;
 use super::sys;
 use super::timer::TimerKey;
-use super::WorkerSetup;
+use super::{AcceptPause, WorkerSetup};
 
 const LISTENER: u64 = 1;
 const CONN: u64 = 2;
@@ -47,6 +47,8 @@ struct Epoll {
     events: Vec<libc::epoll_event>,
     buf: Box<[u8]>,
     want_peer: bool,
+    /// Listeners resting after descriptor exhaustion.
+    paused: AcceptPause,
 }
 
 /// Runs one worker until shutdown.
@@ -80,6 +82,7 @@ pub fn run(setup: WorkerSetup) -> io::Result<()> {
         events: vec![libc::epoll_event { events: 0, u64: 0 }; 512],
         buf: vec![0; RECV_BUF].into_boxed_slice(),
         want_peer: setup.want_peer,
+        paused: AcceptPause::default(),
     };
     super::drive(&mut e, &setup.shutdown, setup.grace)
 }
@@ -94,7 +97,7 @@ impl super::Backend for Epoll {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        self.conns.next_deadline()
+        super::earliest(self.conns.next_deadline(), self.paused.next())
     }
 
     fn close(&mut self, key: TimerKey, reset: bool) {
@@ -126,6 +129,20 @@ impl super::Backend for Epoll {
         // Round up so a deadline 0.4 ms away does not spin with a zero timeout.
         let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
         let n = sys::epoll_wait(self.ep.as_fd(), &mut self.events, ms)?;
+        for i in self.paused.take_due(Instant::now()) {
+            if let Some(l) = self.listeners.get(i) {
+                let key = TimerKey {
+                    idx: i as u32,
+                    gen: 0,
+                };
+                let _ = sys::epoll_add(
+                    self.ep.as_fd(),
+                    l.as_fd(),
+                    libc::EPOLLIN as u32,
+                    tag(LISTENER, key),
+                );
+            }
+        }
         for i in 0..n {
             let ev = self.events[i];
             let (kind, key) = untag(ev.u64);
@@ -151,6 +168,12 @@ impl Epoll {
             };
             let sock = match sys::accept(l.as_fd()) {
                 Ok(s) => s,
+                Err(e) if e.raw_os_error().is_some_and(AcceptPause::is_exhaustion) => {
+                    // Level-triggered interest would report the backlog again at once.
+                    let _ = sys::epoll_del(self.ep.as_fd(), l.as_fd());
+                    self.paused.pause(i, self.w.now);
+                    return;
+                }
                 Err(_) => return,
             };
             let conn = Conn::new(sock, self.want_peer, &self.w);

@@ -246,6 +246,56 @@ fn listen(addr: SocketAddr) -> io::Result<Socket> {
     Ok(sock)
 }
 
+/// Listeners whose accepting is paused after the process ran out of descriptors or memory, as
+/// nginx does for 500 ms: retrying at once would spin the worker until something closes.
+#[derive(Default)]
+struct AcceptPause {
+    until: Vec<(usize, Instant)>,
+}
+
+impl AcceptPause {
+    const FOR: Duration = Duration::from_millis(500);
+
+    /// Whether an accept error (positive errno) means resource exhaustion.
+    fn is_exhaustion(errno: i32) -> bool {
+        matches!(
+            errno,
+            libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
+        )
+    }
+
+    /// Stops accepting on `listener` until `now` + 500 ms.
+    fn pause(&mut self, listener: usize, now: Instant) {
+        self.until.push((listener, now + Self::FOR));
+    }
+
+    /// When the next paused listener resumes.
+    fn next(&self) -> Option<Instant> {
+        self.until.iter().map(|&(_, t)| t).min()
+    }
+
+    /// Takes the listeners whose pause is over at `now`.
+    fn take_due(&mut self, now: Instant) -> Vec<usize> {
+        let mut due = Vec::new();
+        self.until.retain(|&(i, t)| {
+            let over = t <= now;
+            if over {
+                due.push(i);
+            }
+            !over
+        });
+        due
+    }
+}
+
+/// The earlier of two optional instants.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// What the shared worker loop needs from a backend.
 trait Backend {
     /// The worker state (clock, log, drain flag).

@@ -282,3 +282,17 @@ pub fn splice_to_socket(
         )
     })
 }
+
+/// Removes `fd` from the epoll instance.
+pub fn epoll_del(ep: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: EPOLL_CTL_DEL ignores the event pointer (null is allowed since Linux 2.6.9).
+    let rc = unsafe {
+        libc::epoll_ctl(
+            ep.as_raw_fd(),
+            libc::EPOLL_CTL_DEL,
+            fd.as_raw_fd(),
+            std::ptr::null_mut(),
+        )
+    };
+    cvt(rc as libc::ssize_t).map(drop)
+}

@@ -16,7 +16,7 @@ use super::bufring::BufRing;
 use super::conn::{Conn, Next, Worker};
 use super::conns::Conns;
 use super::timer::TimerKey;
-use super::WorkerSetup;
+use super::{AcceptPause, WorkerSetup};
 
 /// Submission queue size; the completion queue is four times larger.
 const SQ_ENTRIES: u32 = 1024;
@@ -128,6 +128,8 @@ struct Uring {
     listeners: Vec<OwnedFd>,
     /// Multishot accepts still armed (one per listener until draining cancels them).
     accepting: usize,
+    /// Listeners resting after descriptor exhaustion.
+    paused: AcceptPause,
     wake: OwnedFd,
     w: Worker,
     cqes: Vec<(u64, i32, u32)>,
@@ -146,6 +148,7 @@ pub fn run(setup: WorkerSetup, info: RingInfo) -> io::Result<()> {
         conns: Conns::default(),
         listeners: setup.listeners,
         accepting: 0,
+        paused: AcceptPause::default(),
         wake: setup.wake,
         w: setup.worker,
         cqes: Vec::with_capacity(SQ_ENTRIES as usize * 4),
@@ -173,7 +176,7 @@ impl super::Backend for Uring {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        self.conns.next_deadline()
+        super::earliest(self.conns.next_deadline(), self.paused.next())
     }
 
     fn close(&mut self, key: TimerKey, reset: bool) {
@@ -228,6 +231,11 @@ impl super::Backend for Uring {
             Err(e) => return Err(e),
         }
         self.reap();
+        if !self.w.draining {
+            for i in self.paused.take_due(Instant::now()) {
+                self.arm_accept(i);
+            }
+        }
         let rearm = std::mem::take(&mut self.rearm);
         for &key in &rearm {
             self.arm_recv(key);
@@ -318,7 +326,9 @@ impl Uring {
     fn on_accept(&mut self, listener: usize, res: i32, flags: u32) {
         if !cqueue::more(flags) {
             self.accepting -= 1;
-            if !self.w.draining {
+            if res < 0 && AcceptPause::is_exhaustion(-res) {
+                self.paused.pause(listener, self.w.now);
+            } else if !self.w.draining {
                 self.arm_accept(listener);
             }
         }

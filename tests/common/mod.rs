@@ -253,6 +253,11 @@ impl Server {
         self.proc.stderr()
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.proc.child.id()
+    }
+
     /// Sends a signal (`"TERM"`, `"INT"`, ...) to the server with `kill(1)`.
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
