@@ -189,11 +189,6 @@ impl Conn {
         &self.sock
     }
 
-    /// Consumes the connection, returning its socket for the backend to close.
-    pub fn into_sock(self) -> OwnedFd {
-        self.sock
-    }
-
     /// Whether the connection sits between requests with nothing buffered: the ones a
     /// draining server may close at once.
     pub fn is_idle(&self) -> bool {
