@@ -91,11 +91,12 @@ impl ConnCounts {
         std::array::from_fn(|row| row * slots + (h1.wrapping_add(row.wrapping_mul(h2)) & self.mask))
     }
 
-    /// Counts a new connection from `ip`, or refuses it (returns false) if the client already
-    /// has the maximum. Every `true` must be paired with one [`ConnCounts::release`].
-    pub fn try_acquire(&self, ip: IpAddr) -> bool {
+    /// Counts a new connection from `ip`, or refuses it (returns `None`) if the client already
+    /// has the maximum. The connection is uncounted when the returned permit is dropped, so no
+    /// way of closing a connection can leak a count.
+    pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Option<ConnPermit> {
         if self.max == 0 {
-            return true;
+            return Some(ConnPermit { held: None, ip });
         }
         let slots = self.slots(ip);
         for &s in &slots {
@@ -109,17 +110,13 @@ impl ConnCounts {
             .min()
             .unwrap_or(0);
         if count <= self.max {
-            return true;
+            return Some(ConnPermit {
+                held: Some(Arc::clone(self)),
+                ip,
+            });
         }
         self.release_slots(slots);
-        false
-    }
-
-    /// Uncounts a connection counted by [`ConnCounts::try_acquire`].
-    pub fn release(&self, ip: IpAddr) {
-        if self.max != 0 {
-            self.release_slots(self.slots(ip));
-        }
+        None
     }
 
     fn release_slots(&self, slots: [usize; ROWS]) {
@@ -135,6 +132,22 @@ impl ConnCounts {
             .map(|&s| self.counters[s].load(Ordering::Relaxed))
             .min()
             .unwrap_or(0)
+    }
+}
+
+/// One connection's place in [`ConnCounts`], given back when dropped.
+#[derive(Debug)]
+pub struct ConnPermit {
+    /// The table counting the connection (`None` when there is no cap).
+    held: Option<Arc<ConnCounts>>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnPermit {
+    fn drop(&mut self) {
+        if let Some(counts) = &self.held {
+            counts.release_slots(counts.slots(self.ip));
+        }
     }
 }
 
@@ -170,16 +183,13 @@ impl PerIp {
         }
     }
 
-    /// Admits a new connection from `ip`, or refuses it (false) because the client has
-    /// `--max-conns-per-ip` connections already. Pair every `true` with [`PerIp::on_close`].
-    pub fn on_connect(&self, ip: IpAddr) -> bool {
-        self.conns.as_ref().is_none_or(|c| c.try_acquire(ip))
-    }
-
-    /// Forgets a connection admitted by [`PerIp::on_connect`].
-    pub fn on_close(&self, ip: IpAddr) {
-        if let Some(c) = &self.conns {
-            c.release(ip);
+    /// Admits a new connection from `ip`, or refuses it (`None`) because the client has
+    /// `--max-conns-per-ip` connections already. The connection counts until the permit is
+    /// dropped.
+    pub fn on_connect(&self, ip: IpAddr) -> Option<ConnPermit> {
+        match &self.conns {
+            None => Some(ConnPermit { held: None, ip }),
+            Some(c) => c.try_acquire(ip),
         }
     }
 
@@ -271,17 +281,17 @@ mod tests {
     fn connection_cap_counts_per_client() {
         let counts = ConnCounts::new(2, 1024);
         let per_ip = PerIp::new(Some(Arc::clone(&counts)), None, 16);
-        assert!(per_ip.on_connect(ip("2001:db8::1")));
-        assert!(per_ip.on_connect(ip("2001:db8::2")));
-        assert!(!per_ip.on_connect(ip("2001:db8::3")));
+        let first = per_ip.on_connect(ip("2001:db8::1")).unwrap();
+        let _second = per_ip.on_connect(ip("2001:db8::2")).unwrap();
+        assert!(per_ip.on_connect(ip("2001:db8::3")).is_none());
         assert_eq!(counts.count(ip("2001:db8::4")), 2);
-        assert!(per_ip.on_connect(ip("2001:db8:0:1::1")));
-        per_ip.on_close(ip("2001:db8::1"));
-        assert!(per_ip.on_connect(ip("2001:db8::5")));
-        assert!(!per_ip.on_connect(ip("2001:db8::5")));
-        assert!(per_ip.on_connect(ip("10.0.0.1")));
-        assert!(per_ip.on_connect(ip("::ffff:10.0.0.1")));
-        assert!(!per_ip.on_connect(ip("10.0.0.1")));
+        let _other_64 = per_ip.on_connect(ip("2001:db8:0:1::1")).unwrap();
+        drop(first);
+        let _third = per_ip.on_connect(ip("2001:db8::5")).unwrap();
+        assert!(per_ip.on_connect(ip("2001:db8::5")).is_none());
+        let _v4 = per_ip.on_connect(ip("10.0.0.1")).unwrap();
+        let _mapped = per_ip.on_connect(ip("::ffff:10.0.0.1")).unwrap();
+        assert!(per_ip.on_connect(ip("10.0.0.1")).is_none());
     }
 
     #[test]
@@ -289,12 +299,12 @@ mod tests {
         let per_ip = PerIp::new(None, None, 0);
         let mut per_ip2 = PerIp::new(Some(ConnCounts::new(0, 1)), None, 0);
         let t0 = Instant::now();
+        let mut held = Vec::new();
         for _ in 0..100 {
-            assert!(per_ip.on_connect(ip("10.0.0.1")));
-            assert!(per_ip2.on_connect(ip("10.0.0.1")));
+            held.push(per_ip.on_connect(ip("10.0.0.1")).unwrap());
+            held.push(per_ip2.on_connect(ip("10.0.0.1")).unwrap());
             assert_eq!(per_ip2.on_request(ip("10.0.0.1"), t0), Ok(()));
         }
-        per_ip2.on_close(ip("10.0.0.1"));
         assert!(per_ip2.is_empty());
     }
 
@@ -302,27 +312,25 @@ mod tests {
     fn collisions_never_let_a_client_past_the_cap() {
         // A tiny table, so that clients collide a lot.
         let counts = ConnCounts::new(1, 4);
-        let mut admitted = 0;
+        let mut admitted = Vec::new();
         for i in 0..200u32 {
             let a = IpAddr::V4(Ipv4Addr::from(i));
-            if counts.try_acquire(a) {
-                admitted += 1;
-                assert!(!counts.try_acquire(a));
+            if let Some(p) = counts.try_acquire(a) {
+                admitted.push(p);
+                assert!(counts.try_acquire(a).is_none());
             }
             assert!(counts.count(a) >= 1);
         }
-        assert!(admitted >= 1);
+        assert!(!admitted.is_empty());
     }
 
     #[test]
     fn a_roomy_table_admits_distinct_clients() {
         let counts = ConnCounts::new(1, DEFAULT_SLOTS);
-        for i in 0..1000u32 {
-            assert!(counts.try_acquire(IpAddr::V4(Ipv4Addr::from(i))));
-        }
-        for i in 0..1000u32 {
-            counts.release(IpAddr::V4(Ipv4Addr::from(i)));
-        }
+        let permits: Vec<ConnPermit> = (0..1000u32)
+            .map(|i| counts.try_acquire(IpAddr::V4(Ipv4Addr::from(i))).unwrap())
+            .collect();
+        drop(permits);
         assert!(counts
             .counters
             .iter()
@@ -339,10 +347,10 @@ mod tests {
                 std::thread::spawn(move || {
                     let a = ip("198.51.100.1");
                     for _ in 0..20_000 {
-                        if counts.try_acquire(a) {
+                        if let Some(permit) = counts.try_acquire(a) {
                             assert!(holders.fetch_add(1, Ordering::SeqCst) < 3);
                             holders.fetch_sub(1, Ordering::SeqCst);
-                            counts.release(a);
+                            drop(permit);
                         }
                     }
                 })

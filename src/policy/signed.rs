@@ -13,6 +13,11 @@
 //!
 //! Verification allocates nothing: the query is scanned in place, the keyed MAC state is
 //! cloned from [`Secret`], and the comparison is constant-time (`Mac::verify_slice`).
+//!
+//! [`SecureLink`] applies this to the part of the tree under `--secure-link-prefix`. The path
+//! it signs and checks is the target's canonical path ([`canonical_path`]): percent-decoded
+//! and normalised exactly as the file layer resolves it, so that no spelling of a URL
+//! (`//a/./b`, `%61`) reaches a protected file without a signature for that file.
 
 use std::time::Duration;
 
@@ -21,7 +26,10 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
 use super::size::parse_rate;
+use crate::fs::{decode, PathError};
 use crate::http::parse_decimal;
 
 /// Length in bytes of an HMAC-SHA256 tag.
@@ -149,6 +157,90 @@ pub fn sign(secret: &Secret, path: &[u8], expires_unix: u64, rate: Option<u64>) 
     match rate {
         Some(r) => format!("expires={expires_unix}&rate={r}&sig={sig}"),
         None => format!("expires={expires_unix}&sig={sig}"),
+    }
+}
+
+/// Bytes left as they are when a signed path is written into a URL.
+const PATH_SAFE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Writes the canonical path of a request target into `out`: `/` followed by the decoded,
+/// normalised path (`/a/b` for `/a//./b/` or `/%61/b`; `/` for the root). Fails where the
+/// file layer would answer 400.
+pub fn canonical_path(target: &[u8], out: &mut Vec<u8>) -> Result<(), PathError> {
+    decode(target, out)?;
+    if out == b"." {
+        out.clear();
+    }
+    out.insert(0, b'/');
+    Ok(())
+}
+
+/// The part of the tree reachable only through signed links (nginx `secure_link` in a
+/// `location`).
+#[derive(Clone, Debug)]
+pub struct SecureLink {
+    secret: Secret,
+    /// Canonical path of the protected directory (`/` protects everything).
+    prefix: Vec<u8>,
+}
+
+impl SecureLink {
+    /// Protects everything under `prefix` (a URL path such as `/downloads`) with `secret`.
+    pub fn new(secret: Secret, prefix: &str) -> Result<SecureLink, String> {
+        let mut canonical = Vec::new();
+        canonical_path(prefix.as_bytes(), &mut canonical)
+            .map_err(|e| format!("secure link prefix {prefix:?}: {e}"))?;
+        Ok(SecureLink {
+            secret,
+            prefix: canonical,
+        })
+    }
+
+    /// Judges a request for `target` (origin form, query included) at `now_unix`, using
+    /// `scratch` for its canonical path: `None` when the target is outside the protected part
+    /// (or not a valid path, which the file layer refuses anyway).
+    pub fn check(&self, target: &[u8], now_unix: u64, scratch: &mut Vec<u8>) -> Option<Verdict> {
+        canonical_path(target, scratch).ok()?;
+        if !self.covers(scratch) {
+            return None;
+        }
+        let query = memchr::memchr(b'?', target).map_or(&b""[..], |q| &target[q + 1..]);
+        Some(verify(&self.secret, scratch, query, now_unix))
+    }
+
+    /// Whether a canonical path lies in the protected part: the prefix itself or below it.
+    fn covers(&self, path: &[u8]) -> bool {
+        self.prefix == b"/"
+            || path
+                .strip_prefix(&self.prefix[..])
+                .is_some_and(|rest| rest.is_empty() || rest[0] == b'/')
+    }
+
+    /// A signed URL (path and query) for `path`, valid until `expires_unix`, paced at `rate`
+    /// if given. `path` is read like a request target: it may be percent-encoded.
+    pub fn sign_url(
+        &self,
+        path: &str,
+        expires_unix: u64,
+        rate: Option<u64>,
+    ) -> Result<String, String> {
+        let mut canonical = Vec::new();
+        canonical_path(path.as_bytes(), &mut canonical).map_err(|e| format!("{path:?}: {e}"))?;
+        if !self.covers(&canonical) {
+            let prefix = String::from_utf8_lossy(&self.prefix);
+            return Err(format!(
+                "{path:?} is not under the secure link prefix {prefix}"
+            ));
+        }
+        let text = String::from_utf8(canonical)
+            .map_err(|_| format!("{path:?}: the decoded path is not UTF-8"))?;
+        let query = sign(&self.secret, text.as_bytes(), expires_unix, rate);
+        Ok(format!("{}?{query}", utf8_percent_encode(&text, PATH_SAFE)))
     }
 }
 
@@ -348,6 +440,63 @@ mod tests {
     fn secrets() {
         assert!(Secret::new(b"").is_err());
         assert_eq!(format!("{:?}", secret()), "Secret(..)");
+    }
+
+    #[test]
+    fn canonical_paths() {
+        let mut out = Vec::new();
+        for (target, want) in [
+            ("/", "/"),
+            ("/a//./b/", "/a/b"),
+            ("/%61/b?x=1", "/a/b"),
+            ("/caf%C3%A9.txt", "/caf\u{e9}.txt"),
+        ] {
+            canonical_path(target.as_bytes(), &mut out).unwrap();
+            assert_eq!(out, want.as_bytes(), "{target}");
+        }
+        assert!(canonical_path(b"/a/../b", &mut out).is_err());
+    }
+
+    #[test]
+    fn secure_link_protects_its_prefix_only() {
+        let link = SecureLink::new(secret(), "/dl/").unwrap();
+        let mut scratch = Vec::new();
+        assert_eq!(link.check(b"/public/x", NOW, &mut scratch), None);
+        assert_eq!(link.check(b"/dlx", NOW, &mut scratch), None);
+        assert_eq!(
+            link.check(b"/dl/x", NOW, &mut scratch),
+            Some(Verdict::Forbidden)
+        );
+        assert_eq!(
+            link.check(b"/dl", NOW, &mut scratch),
+            Some(Verdict::Forbidden)
+        );
+        let url = link
+            .sign_url("/dl/my file.iso", NOW + 5, Some(1000))
+            .unwrap();
+        assert!(url.starts_with("/dl/my%20file.iso?expires="), "{url}");
+        // Any spelling of the same file carries the same signature.
+        let query = url.split_once('?').unwrap().1;
+        for path in [
+            "/dl/my%20file.iso",
+            "//dl/./my%20file.iso",
+            "/%64l/my file.iso",
+        ] {
+            let target = format!("{path}?{query}");
+            assert_eq!(
+                link.check(target.as_bytes(), NOW, &mut scratch),
+                Some(Verdict::Valid { rate: Some(1000) }),
+                "{target}"
+            );
+        }
+        assert_eq!(
+            link.check(url.as_bytes(), NOW + 6, &mut scratch),
+            Some(Verdict::Expired)
+        );
+        assert!(link.sign_url("/elsewhere", NOW, None).is_err());
+        assert!(SecureLink::new(secret(), "/a/../b").is_err());
+        let all = SecureLink::new(secret(), "/").unwrap();
+        assert!(all.check(b"/anything", NOW, &mut scratch).is_some());
     }
 
     #[test]
