@@ -17,7 +17,7 @@ use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::error::ErrorKind;
 use clap::parser::ValueSource;
@@ -27,6 +27,7 @@ use clap::{
 };
 
 use crate::http::Limits;
+use crate::policy::{self, Action as RuleAction, ReqLimit, ReqRate, Rules, Secret, SecureLink};
 
 /// Prefix of every environment variable naming an option.
 const ENV_PREFIX: &str = "RINGSERVE_";
@@ -94,6 +95,26 @@ enum Sub {
     /// Validate the configuration (flags, environment, file) and print it as TOML.
     #[command(after_help = SOURCES_HELP)]
     CheckConfig(Opts),
+    /// Print a signed, expiring URL for a path under --secure-link-prefix, signed with the
+    /// secret of --secure-link-secret-file (taken from the same flags, environment and file
+    /// as the server's).
+    #[command(after_help = SOURCES_HELP)]
+    Sign(SignOpts),
+}
+
+/// `ringserve sign PATH`: what to sign, plus every server option (for the secret and prefix).
+#[derive(Args, Debug)]
+struct SignOpts {
+    /// URL path of the file, e.g. /downloads/file.iso (percent-encoded or not).
+    path: String,
+    /// How long the link stays valid: 90 (seconds), 15m, 1h, 7d.
+    #[arg(long, default_value = "1h", value_parser = policy::parse_expires_in)]
+    expires: Duration,
+    /// Rate the download is paced at, replacing --limit-rate for it (e.g. 2m for 2 MiB/s).
+    #[arg(long, value_parser = policy::parse_rate)]
+    rate: Option<u64>,
+    #[command(flatten)]
+    opts: Opts,
 }
 
 /// The server's options. A plain `#[arg(long)]` here is all a new option needs: its
@@ -154,6 +175,49 @@ struct Opts {
     /// `open_file_cache_valid`).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     open_file_cache_valid: Duration,
+    /// Pace each response at this many bytes per second, e.g. 512k or 2m; 0 means unlimited
+    /// (nginx `limit_rate`).
+    #[arg(long, default_value = "0", value_name = "RATE", value_parser = policy::parse_rate)]
+    limit_rate: u64,
+    /// Bytes of each response sent at full speed before pacing starts (nginx
+    /// `limit_rate_after`).
+    #[arg(long, default_value = "0", value_name = "SIZE", value_parser = policy::parse_size)]
+    limit_rate_after: u64,
+    /// Server-wide rate shared evenly by the transfers in progress; 0 means unlimited.
+    #[arg(long, default_value = "0", value_name = "RATE", value_parser = policy::parse_rate)]
+    limit_rate_total: u64,
+    /// Most connections open at once over all workers; beyond it accepting pauses. 0 means
+    /// no cap (nginx `worker_connections` times `worker_processes`).
+    #[arg(long, default_value_t = 0)]
+    max_conns: usize,
+    /// Most connections per client address (IPv6: per /64); requests on further ones are
+    /// answered 503. 0 means no cap (nginx `limit_conn`).
+    #[arg(long, default_value_t = 0)]
+    max_conns_per_ip: u32,
+    /// Requests per client address, `N/s` or `N/m`; more are answered 429 with Retry-After
+    /// (nginx `limit_req rate=`).
+    #[arg(long, value_name = "N/s", value_parser = policy::parse_req_rate)]
+    req_rate: Option<ReqRate>,
+    /// Requests a client may make at once above --req-rate (nginx `limit_req burst= nodelay`).
+    #[arg(long, default_value_t = 0)]
+    req_burst: u32,
+    /// Let clients in this address range connect (repeatable, ordered with --deny, first
+    /// match wins; nginx `allow`).
+    #[arg(long = "allow", value_name = "CIDR")]
+    allow: Vec<String>,
+    /// Refuse connections from this address range, or `all` (repeatable; nginx `deny`).
+    #[arg(long = "deny", value_name = "CIDR")]
+    deny: Vec<String>,
+    /// File of address ranges to deny, one per line, checked after --allow/--deny.
+    #[arg(long, value_name = "PATH")]
+    deny_file: Option<PathBuf>,
+    /// File holding the secret that signs links (nginx `secure_link_md5`); when set,
+    /// requests under --secure-link-prefix need `?expires=UNIX&sig=...`.
+    #[arg(long, value_name = "PATH")]
+    secure_link_secret_file: Option<PathBuf>,
+    /// URL path under which requests need a signed link.
+    #[arg(long, default_value = "/", value_name = "PATH")]
+    secure_link_prefix: String,
 }
 
 /// Validated configuration shared by all workers.
@@ -191,6 +255,8 @@ pub struct Config {
     pub open_file_cache: usize,
     /// Open-file cache revalidation period.
     pub open_file_cache_valid: Duration,
+    /// Pacing and protection (see [`crate::policy`]).
+    pub policy: policy::Settings,
 }
 
 /// What an invocation of the binary asks for.
@@ -206,6 +272,26 @@ pub enum Action {
         /// Every option with its effective value, as a TOML document.
         toml: String,
     },
+    /// `ringserve sign PATH`: print a signed URL.
+    Sign(SignRequest),
+}
+
+/// A signed link to make (`ringserve sign`).
+#[derive(Debug)]
+pub struct SignRequest {
+    link: SecureLink,
+    path: String,
+    expires: Duration,
+    rate: Option<u64>,
+}
+
+impl SignRequest {
+    /// The signed URL (path and query), valid for the requested time from `now`.
+    pub fn url(&self, now: SystemTime) -> Result<String, String> {
+        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let expires = now.saturating_add(self.expires).as_secs();
+        self.link.sign_url(&self.path, expires, self.rate)
+    }
 }
 
 impl Action {
@@ -242,10 +328,27 @@ impl Action {
         }
         let matches = cmd.clone().try_get_matches_from(args)?;
         let cli = Cli::from_arg_matches(&matches)?;
+        let (_, chosen) = selected(&cmd, &matches);
         match cli.command {
-            None => Ok(Action::Serve(Config::from_opts(cli.opts).map_err(invalid)?)),
+            None => Ok(Action::Serve(
+                Config::from_opts(cli.opts, chosen).map_err(invalid)?,
+            )),
+            Some(Sub::Sign(sign)) => {
+                let config = Config::from_opts(sign.opts, chosen).map_err(invalid)?;
+                let link = config.policy.secure_link.ok_or_else(|| {
+                    invalid(
+                        "sign needs --secure-link-secret-file (flag, environment or file)".into(),
+                    )
+                })?;
+                Ok(Action::Sign(SignRequest {
+                    link,
+                    path: sign.path,
+                    expires: sign.expires,
+                    rate: sign.rate,
+                }))
+            }
             Some(Sub::CheckConfig(opts)) => {
-                let config = Config::from_opts(opts).map_err(invalid)?;
+                let config = Config::from_opts(opts, chosen).map_err(invalid)?;
                 crate::fs::Root::open(&config.root, config.dotfiles)
                     .map_err(|e| invalid(format!("root {}: {e}", config.root.display())))?;
                 let (sub, matches) = selected(&cmd, &matches);
@@ -266,10 +369,13 @@ impl Config {
     {
         match Action::parse(args, &|_| None)? {
             Action::Serve(config) | Action::CheckConfig { config, .. } => Ok(config),
+            Action::Sign(_) => Err(invalid("sign is not a server configuration".into())),
         }
     }
 
-    fn from_opts(opts: Opts) -> Result<Config, String> {
+    /// Validates `opts`; `matches` (where they were parsed) gives the order of the access
+    /// rules.
+    fn from_opts(opts: Opts, matches: &ArgMatches) -> Result<Config, String> {
         let workers = opts.workers.unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -285,6 +391,7 @@ impl Config {
                 return Err(format!("--admin {admin} overlaps --listen {clash}"));
             }
         }
+        let policy = policy_settings(&opts, matches, workers.max(1))?;
         Ok(Config {
             root: opts.root,
             listen: opts.listen,
@@ -305,8 +412,68 @@ impl Config {
             admin: opts.admin,
             open_file_cache: opts.open_file_cache,
             open_file_cache_valid: opts.open_file_cache_valid,
+            policy,
         })
     }
+}
+
+/// The pacing and protection settings of `opts`.
+fn policy_settings(
+    opts: &Opts,
+    matches: &ArgMatches,
+    workers: usize,
+) -> Result<policy::Settings, String> {
+    if opts.max_conns != 0 && opts.max_conns < workers {
+        return Err(format!(
+            "--max-conns {} is below the number of workers ({workers}): each worker needs one",
+            opts.max_conns
+        ));
+    }
+    let mut rules = Rules::parse(ordered_rules(opts, matches))?;
+    if let Some(path) = &opts.deny_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("--deny-file {}: {e}", path.display()))?;
+        let denied = policy::load_deny_file(&text)
+            .map_err(|e| format!("--deny-file {}: {e}", path.display()))?;
+        rules.extend(denied);
+    }
+    let secure_link = match &opts.secure_link_secret_file {
+        None => None,
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .map_err(|e| format!("--secure-link-secret-file {}: {e}", path.display()))?;
+            // A trailing newline (as `openssl rand -hex 32 > file` writes) is not part of it.
+            let secret = bytes.trim_ascii_end();
+            let secret = Secret::new(secret)
+                .map_err(|e| format!("--secure-link-secret-file {}: {e}", path.display()))?;
+            Some(SecureLink::new(secret, &opts.secure_link_prefix)?)
+        }
+    };
+    Ok(policy::Settings {
+        limit_rate: opts.limit_rate,
+        limit_rate_after: opts.limit_rate_after,
+        limit_rate_total: opts.limit_rate_total,
+        max_conns: opts.max_conns,
+        max_conns_per_ip: opts.max_conns_per_ip,
+        req_limit: opts.req_rate.map(|r| ReqLimit::new(r, opts.req_burst)),
+        rules,
+        secure_link,
+    })
+}
+
+/// The `--allow` and `--deny` values merged in the order they were given. Values from the
+/// environment or the file come after the command line's, allow rules before deny rules.
+fn ordered_rules<'a>(opts: &'a Opts, m: &ArgMatches) -> Vec<(RuleAction, &'a str)> {
+    let mut rules: Vec<(usize, RuleAction, &str)> = Vec::new();
+    for (id, action, values) in [
+        ("allow", RuleAction::Allow, &opts.allow),
+        ("deny", RuleAction::Deny, &opts.deny),
+    ] {
+        let positions = m.indices_of(id).into_iter().flatten();
+        rules.extend(positions.zip(values).map(|(i, v)| (i, action, v.as_str())));
+    }
+    rules.sort_by_key(|&(i, ..)| i);
+    rules.into_iter().map(|(_, a, v)| (a, v)).collect()
 }
 
 /// Whether binding both addresses would collide: same non-zero port and the same or a

@@ -29,5 +29,15 @@ fn main() -> ExitCode {
             print!("{toml}");
             ExitCode::SUCCESS
         }
+        Action::Sign(request) => match request.url(std::time::SystemTime::now()) {
+            Ok(url) => {
+                println!("{url}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ringserve: error: {e}");
+                ExitCode::from(2)
+            }
+        },
     }
 }

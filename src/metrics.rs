@@ -90,14 +90,17 @@ pub enum Reject {
     Denied,
     /// A header, idle or send deadline passed.
     Timeout,
+    /// A protected path was asked for without a genuine, unexpired signed link.
+    BadLink,
 }
 
 impl Reject {
-    const ALL: [Reject; 4] = [
+    const ALL: [Reject; 5] = [
         Reject::RateLimited,
         Reject::TooManyConns,
         Reject::Denied,
         Reject::Timeout,
+        Reject::BadLink,
     ];
 
     fn label(self) -> &'static str {
@@ -106,6 +109,7 @@ impl Reject {
             Reject::TooManyConns => "too_many_conns",
             Reject::Denied => "denied",
             Reject::Timeout => "timeout",
+            Reject::BadLink => "bad_link",
         }
     }
 }

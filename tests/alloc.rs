@@ -15,6 +15,7 @@ use ringserve::engine::access_log::AccessLog;
 use ringserve::engine::conn::{Conn, Next, Worker};
 use ringserve::fs::{FileCache, Root};
 use ringserve::metrics::{WorkerHandle, WorkerMetrics};
+use ringserve::policy::{Policy, Shared};
 use ringserve::serve::Handler;
 
 /// Counts allocations made by the thread that switched counting on.
@@ -66,8 +67,16 @@ fn no_allocation_per_request_after_warm_up() {
         "off",
         "--keepalive-requests",
         "100000",
+        // Policies on, none of them limiting: their per-request checks must not allocate.
+        "--req-rate",
+        "1000000/s",
+        "--limit-rate",
+        "1g",
+        "--limit-rate-total",
+        "10g",
     ])
     .unwrap();
+    let policy = Policy::new(config.policy.clone(), Shared::new(&config.policy));
     let handler = Handler::new(
         Root::open(dir.path(), false).unwrap(),
         FileCache::new(16, Duration::from_secs(3600)),
@@ -77,6 +86,7 @@ fn no_allocation_per_request_after_warm_up() {
         handler,
         Arc::new(config),
         AccessLog::open(&LogDest::Off).unwrap(),
+        policy,
         WorkerHandle::new(&metrics, 0).unwrap(),
     );
 
@@ -87,7 +97,7 @@ fn no_allocation_per_request_after_warm_up() {
         .unwrap();
     let (server, _) = listener.accept().unwrap();
     server.set_nonblocking(true).unwrap();
-    let mut conn = Conn::new(OwnedFd::from(server), false, &w);
+    let mut conn = Conn::new(OwnedFd::from(server), false, &w).expect("admitted");
 
     let request = b"GET /1k.bin HTTP/1.1\r\nHost: x\r\nUser-Agent: t\r\n\r\n";
     let mut buf = [0u8; 4096];

@@ -10,21 +10,28 @@
 //! Requests are answered strictly one after another: the next pipelined request is parsed
 //! only once the previous response is fully handed to the kernel, so responses can never
 //! interleave and a client that stops reading stops being served.
+//!
+//! Policies ([`crate::policy`]) apply at three points: a connection is admitted or refused
+//! when it is created, each request passes the request checks before the handler sees it,
+//! and a paced response sizes each file chunk from its token bucket. A paced connection that
+//! is ahead of its rate sleeps on its deadline in the worker's timer queue ([`Next::Sleep`]):
+//! no thread waits and no poll is armed for it.
 
 use std::fs::File;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use crate::config::{BodyPath, Config};
 use crate::http::date::DateCache;
 use crate::http::request::{self, Parse};
 use crate::http::response::{self, Context};
-use crate::http::{Chunk, Method, Status};
-use crate::metrics::{BodyKind, TopFiles, WorkerHandle};
-use crate::serve::{Handler, Scratch};
+use crate::http::{Chunk, Method, Request, Status};
+use crate::metrics::{BodyKind, Reject, TopFiles, WorkerHandle};
+use crate::policy::{Admission, Allowance, ConnPermit, Grant, Pacing, Policy, Refusal};
+use crate::serve::{Handler, Response, Scratch};
 
 use super::access_log::AccessLog;
 use super::pipes::{Pipe, PipePool, PIPE_SIZE};
@@ -45,8 +52,13 @@ pub enum Next {
     Read,
     /// A response is stuck on a full socket: call [`Conn::on_writable`] when it drains.
     Write,
+    /// A paced response is ahead of its rate: call [`Conn::on_deadline`] at the deadline.
+    Sleep,
     /// Done: close the connection (gracefully).
     Close,
+    /// A deadline passed mid-request or mid-response: close with RST (nginx
+    /// `reset_timedout_connection`), so no unsent data lingers in the kernel.
+    Reset,
 }
 
 /// Where a connection is in its life, which decides its deadline.
@@ -58,6 +70,8 @@ enum Phase {
     Head,
     /// A response is waiting for the socket to drain.
     Sending,
+    /// A paced response is waiting for its rate to allow the next chunk.
+    Paced,
     /// A response was just sent; the next input decides between `Idle` and `Head`.
     Answered,
 }
@@ -76,6 +90,10 @@ pub struct Worker {
     pub draining: bool,
     /// Buffered access log.
     pub log: AccessLog,
+    /// Pacing and protection.
+    pub policy: Policy,
+    /// Wall-clock time of the current loop turn in Unix seconds (for signed-link expiry).
+    unix_now: u64,
     /// This worker's counters (read by the admin listener).
     pub metrics: WorkerHandle,
     /// Most downloaded files, published to `metrics` once a second.
@@ -90,6 +108,7 @@ impl Worker {
         handler: Handler,
         config: Arc<Config>,
         log: AccessLog,
+        policy: Policy,
         metrics: WorkerHandle,
     ) -> Worker {
         let mut date = DateCache::new();
@@ -101,6 +120,8 @@ impl Worker {
             now: Instant::now(),
             draining: false,
             log,
+            policy,
+            unix_now: 0,
             metrics,
             top: TopFiles::new(TOP_FILES),
             scratch: Scratch::default(),
@@ -114,6 +135,8 @@ impl Worker {
         let wall = std::time::SystemTime::now();
         self.date.update(wall);
         self.log.tick(wall);
+        self.unix_now = wall.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.policy.tick(self.now);
         let (hits, misses) = self.handler.cache_stats();
         self.metrics.cache_totals(hits, misses);
         self.top.publish(self.now, &self.metrics);
@@ -126,6 +149,10 @@ impl Worker {
 
 /// One client connection.
 pub struct Conn {
+    /// The connection's place in its client's connection count; `None` when the client was
+    /// over `--max-conns-per-ip`, so that its request is answered 503. Declared (so dropped)
+    /// before the socket: once the client sees the connection close, it no longer counts.
+    permit: Option<ConnPermit>,
     sock: OwnedFd,
     peer: IpAddr,
     /// Unparsed request bytes carried between inputs (empty in the common case, where a
@@ -141,6 +168,8 @@ pub struct Conn {
     cursor: (usize, u64),
     /// The file behind the current response's `Chunk::File`s.
     file: Option<Arc<File>>,
+    /// Pacing of the current response, when a rate limits it.
+    pacing: Option<Pacing>,
     /// Pipe holding file bytes on their way to the socket (splice body path only).
     pipe: Option<Pipe>,
     /// Close once the current response is sent.
@@ -155,18 +184,30 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Wraps a freshly accepted non-blocking socket; `want_peer` looks up the client address
-    /// (one syscall) for the access log.
-    pub fn new(sock: OwnedFd, want_peer: bool, w: &Worker) -> Conn {
+    /// Wraps a freshly accepted non-blocking socket, or refuses it (`None`: the socket is
+    /// closed) when an access rule denies its address. `want_peer` looks up the client address
+    /// (one syscall), which the access log and the per-client policies need.
+    pub fn new(sock: OwnedFd, want_peer: bool, w: &Worker) -> Option<Conn> {
         let peer = if want_peer {
             peer_ip(&sock)
         } else {
             IpAddr::V4(Ipv4Addr::UNSPECIFIED)
         };
+        let permit = match w.policy.admit(peer) {
+            Admission::Admit(permit) => Some(permit),
+            Admission::OverLimit => {
+                w.metrics.rejected(Reject::TooManyConns);
+                None
+            }
+            Admission::Deny => {
+                w.metrics.rejected(Reject::Denied);
+                return None;
+            }
+        };
         let mut deadline = Deadline::default();
         deadline.set(w.deadline_after(w.config.header_timeout));
         w.metrics.conn_opened();
-        Conn {
+        Some(Conn {
             sock,
             peer,
             pending: Vec::new(),
@@ -175,13 +216,15 @@ impl Conn {
             chunks: Vec::new(),
             cursor: (0, 0),
             file: None,
+            pacing: None,
+            permit,
             pipe: None,
             close_after: false,
             current: (Method::Other, Status::Ok, w.now),
             served: 0,
             phase: Phase::Head,
             deadline,
-        }
+        })
     }
 
     /// The socket.
@@ -197,13 +240,13 @@ impl Conn {
 
     /// Bytes `data` were received.
     pub fn on_input(&mut self, data: &[u8], w: &mut Worker) -> Next {
-        if self.phase == Phase::Sending || !self.pending.is_empty() {
+        if self.busy() || !self.pending.is_empty() {
             if self.pending.len() + data.len() > MAX_PENDING {
                 return Next::Close;
             }
             self.pending.extend_from_slice(data);
-            if self.phase == Phase::Sending {
-                return Next::Write;
+            if self.busy() {
+                return self.waiting();
             }
             return self.serve_pending(w);
         }
@@ -214,16 +257,51 @@ impl Conn {
         next
     }
 
-    /// The socket became writable again after [`Next::Write`].
+    /// The socket became writable again after [`Next::Write`]. (A paced connection ignores
+    /// writability: only its deadline resumes it.)
     pub fn on_writable(&mut self, w: &mut Worker) -> Next {
-        if self.phase != Phase::Sending {
-            return Next::Read;
+        match self.phase {
+            Phase::Sending => self.resume(w),
+            Phase::Paced => Next::Sleep,
+            _ => Next::Read,
         }
+    }
+
+    /// The connection's deadline passed: a paced response may go on; anything else timed out.
+    /// An idle keep-alive connection is closed gracefully, any other reset.
+    pub fn on_deadline(&mut self, w: &mut Worker) -> Next {
+        if self.phase == Phase::Paced {
+            return self.resume(w);
+        }
+        if self.is_idle() {
+            Next::Close
+        } else {
+            w.metrics.rejected(Reject::Timeout);
+            Next::Reset
+        }
+    }
+
+    /// Goes on sending the current response, then serves pipelined requests.
+    fn resume(&mut self, w: &mut Worker) -> Next {
         match self.flush(w) {
             Ok(true) if self.close_after => Next::Close,
             Ok(true) => self.serve_pending(w),
-            Ok(false) => Next::Write,
+            Ok(false) => self.waiting(),
             Err(_) => Next::Close,
+        }
+    }
+
+    /// Whether a response is in progress (waiting for the socket or for its rate).
+    fn busy(&self) -> bool {
+        matches!(self.phase, Phase::Sending | Phase::Paced)
+    }
+
+    /// What a response in progress waits for.
+    fn waiting(&self) -> Next {
+        if self.phase == Phase::Paced {
+            Next::Sleep
+        } else {
+            Next::Write
         }
     }
 
@@ -236,8 +314,8 @@ impl Conn {
             Next::Close
         } else {
             self.close_after = true;
-            if self.phase == Phase::Sending {
-                Next::Write
+            if self.busy() {
+                self.waiting()
             } else {
                 Next::Read
             }
@@ -283,20 +361,41 @@ impl Conn {
                     let keep_alive = !w.draining
                         && !self.close_after
                         && self.served < w.config.keepalive_requests;
+                    let checked = self.check(&req, w);
                     let cx = Context {
                         date: w.date.get(),
                         limits: &w.config.limits,
                         keep_alive,
                         server: b"ringserve",
                     };
-                    let resp = w.handler.respond(
-                        &req,
-                        &cx,
-                        w.now,
-                        &mut w.scratch,
-                        &mut self.out,
-                        &mut self.chunks,
-                    );
+                    let resp = match checked {
+                        Ok(grant) => {
+                            let resp = w.handler.respond(
+                                &req,
+                                &cx,
+                                w.now,
+                                &mut w.scratch,
+                                &mut self.out,
+                                &mut self.chunks,
+                            );
+                            if resp.file.is_some() {
+                                self.pacing = w.policy.pacing(grant, w.now);
+                            }
+                            resp
+                        }
+                        Err((status, retry_after)) => Response {
+                            planned: response::refuse(
+                                status,
+                                retry_after,
+                                req.method == Method::Head,
+                                keep_alive && req.keep_alive && self.permit.is_some(),
+                                &cx,
+                                &mut self.out,
+                                &mut self.chunks,
+                            ),
+                            file: None,
+                        },
+                    };
                     w.log.record(
                         self.peer,
                         Some(&req),
@@ -318,10 +417,36 @@ impl Conn {
             match self.flush(w) {
                 Ok(true) if self.close_after => return (pos, Next::Close),
                 Ok(true) => {}
-                Ok(false) => return (pos, Next::Write),
+                Ok(false) => return (pos, self.waiting()),
                 Err(_) => return (pos, Next::Close),
             }
         }
+    }
+
+    /// Applies the request policies: the connection cap of its client, its request rate,
+    /// signed links. Refusals are counted and returned as the status (and `Retry-After`) to
+    /// answer with.
+    fn check(&self, req: &Request<'_>, w: &mut Worker) -> Result<Grant, (Status, Option<u64>)> {
+        if self.permit.is_none() {
+            return Err((Status::ServiceUnavailable, None));
+        }
+        let scratch = &mut w.scratch.path;
+        let refusal = match w
+            .policy
+            .on_request(self.peer, req.target, w.now, w.unix_now, scratch)
+        {
+            Ok(grant) => return Ok(grant),
+            Err(refusal) => refusal,
+        };
+        let (reason, status, retry_after) = match refusal {
+            Refusal::RateLimited(secs) => {
+                (Reject::RateLimited, Status::TooManyRequests, Some(secs))
+            }
+            Refusal::Forbidden => (Reject::BadLink, Status::Forbidden, None),
+            Refusal::Expired => (Reject::BadLink, Status::Gone, None),
+        };
+        w.metrics.rejected(reason);
+        Err((status, retry_after))
     }
 
     fn plan_error(&mut self, status: Status, w: &mut Worker) {
@@ -371,7 +496,17 @@ impl Conn {
                         .as_ref()
                         .ok_or(io::ErrorKind::InvalidInput)?
                         .as_fd();
-                    let (at, want) = (offset + done, len - done);
+                    let (at, mut want) = (offset + done, len - done);
+                    if let Some(pacing) = &mut self.pacing {
+                        match pacing.allowance(w.now, want) {
+                            Allowance::Send(n) => want = n,
+                            Allowance::Wait(until) => {
+                                self.phase = Phase::Paced;
+                                self.deadline.set(Some(until));
+                                return Ok(false);
+                            }
+                        }
+                    }
                     match w.config.body {
                         BodyPath::Sendfile => sys::sendfile(sock, file, at, want)
                             .map(|n| (n, (n as u64) < want.min(sys::SENDFILE_MAX))),
@@ -390,6 +525,9 @@ impl Conn {
                         (Chunk::File { .. }, BodyPath::Splice) => BodyKind::Splice,
                     };
                     w.metrics.bytes(kind, n as u64);
+                    if let Some(pacing) = &mut self.pacing {
+                        pacing.sent(n as u64);
+                    }
                     self.cursor.1 += n as u64;
                     if self.cursor.1 == chunk_len(chunk) {
                         self.cursor = (self.cursor.0 + 1, 0);
@@ -413,6 +551,7 @@ impl Conn {
         self.chunks.clear();
         self.cursor = (0, 0);
         self.file = None;
+        self.pacing = None;
         self.phase = Phase::Answered;
         Ok(true)
     }

@@ -70,9 +70,8 @@ impl<E> Conns<E> {
         }
     }
 
-    /// The next connection whose deadline has passed at `now`, if any, and whether it is to be
-    /// reset (RST) rather than closed gracefully: all but idle keep-alive connections are.
-    pub fn pop_due(&mut self, now: Instant) -> Option<(TimerKey, bool)> {
+    /// The next connection whose deadline has passed at `now`, if any.
+    pub fn pop_due(&mut self, now: Instant) -> Option<TimerKey> {
         loop {
             let slab = &mut self.slab;
             let (key, fired) = self.timers.pop_due(now, |k| {
@@ -81,8 +80,7 @@ impl<E> Conns<E> {
                     .map(|e| &mut e.conn.deadline)
             })?;
             if let Fired::Due = fired {
-                let reset = self.get_mut(key).is_some_and(|e| !e.conn.is_idle());
-                return Some((key, reset));
+                return Some(key);
             }
         }
     }
@@ -106,5 +104,10 @@ impl<E> Conns<E> {
     /// Whether no connection is live.
     pub fn is_empty(&self) -> bool {
         self.slab.is_empty()
+    }
+
+    /// Number of live connections.
+    pub fn len(&self) -> usize {
+        self.slab.len()
     }
 }

@@ -49,23 +49,15 @@ struct Epoll {
     want_peer: bool,
     /// Listeners resting after descriptor exhaustion.
     paused: AcceptPause,
+    /// Which listeners are in the epoll set (accepting).
+    registered: Vec<bool>,
+    /// The worker's connection cap (`usize::MAX`: none).
+    max_conns: usize,
 }
 
 /// Runs one worker until shutdown.
 pub fn run(setup: WorkerSetup) -> io::Result<()> {
     let ep = sys::epoll_create()?;
-    for (i, l) in setup.listeners.iter().enumerate() {
-        let key = TimerKey {
-            idx: i as u32,
-            gen: 0,
-        };
-        sys::epoll_add(
-            ep.as_fd(),
-            l.as_fd(),
-            libc::EPOLLIN as u32,
-            tag(LISTENER, key),
-        )?;
-    }
     let none = TimerKey { idx: 0, gen: 0 };
     sys::epoll_add(
         ep.as_fd(),
@@ -76,14 +68,17 @@ pub fn run(setup: WorkerSetup) -> io::Result<()> {
     let mut e = Epoll {
         ep,
         conns: Conns::default(),
-        listeners: setup.listeners,
         wake: setup.wake,
         w: setup.worker,
         events: vec![libc::epoll_event { events: 0, u64: 0 }; 512],
         buf: vec![0; RECV_BUF].into_boxed_slice(),
         want_peer: setup.want_peer,
         paused: AcceptPause::default(),
+        registered: vec![false; setup.listeners.len()],
+        max_conns: setup.max_conns,
+        listeners: setup.listeners,
     };
+    e.sync_listeners()?;
     super::drive(&mut e, &setup.shutdown, setup.grace)
 }
 
@@ -92,7 +87,7 @@ impl super::Backend for Epoll {
         &mut self.w
     }
 
-    fn pop_due(&mut self, now: Instant) -> Option<(TimerKey, bool)> {
+    fn pop_due(&mut self, now: Instant) -> Option<TimerKey> {
         self.conns.pop_due(now)
     }
 
@@ -100,12 +95,10 @@ impl super::Backend for Epoll {
         super::earliest(self.conns.next_deadline(), self.paused.next())
     }
 
-    fn close(&mut self, key: TimerKey, reset: bool) {
-        if let Some(e) = self.conns.remove(key) {
-            self.w.metrics.conn_closed();
-            if reset {
-                let _ = socket2::SockRef::from(e.conn.sock()).set_linger(Some(Duration::ZERO));
-            }
+    fn deadline(&mut self, key: TimerKey) {
+        if let Some(e) = self.conns.get_mut(key) {
+            let next = e.conn.on_deadline(&mut self.w);
+            self.apply(key, next);
         }
     }
 
@@ -113,6 +106,7 @@ impl super::Backend for Epoll {
         self.w.draining = true;
         // Closing the listeners removes them from the epoll set.
         self.listeners.clear();
+        self.registered.clear();
         for key in self.conns.keys() {
             if let Some(e) = self.conns.get_mut(key) {
                 let next = e.conn.on_drain();
@@ -129,19 +123,8 @@ impl super::Backend for Epoll {
         // Round up so a deadline 0.4 ms away does not spin with a zero timeout.
         let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
         let n = sys::epoll_wait(self.ep.as_fd(), &mut self.events, ms)?;
-        for i in self.paused.take_due(Instant::now()) {
-            if let Some(l) = self.listeners.get(i) {
-                let key = TimerKey {
-                    idx: i as u32,
-                    gen: 0,
-                };
-                let _ = sys::epoll_add(
-                    self.ep.as_fd(),
-                    l.as_fd(),
-                    libc::EPOLLIN as u32,
-                    tag(LISTENER, key),
-                );
-            }
+        if !self.paused.take_due(Instant::now()).is_empty() {
+            self.sync_listeners()?;
         }
         for i in 0..n {
             let ev = self.events[i];
@@ -161,22 +144,70 @@ impl super::Backend for Epoll {
 }
 
 impl Epoll {
+    /// Closes a connection (`reset`: with RST).
+    fn close(&mut self, key: TimerKey, reset: bool) {
+        if let Some(e) = self.conns.remove(key) {
+            self.w.metrics.conn_closed();
+            if reset {
+                let _ = socket2::SockRef::from(e.conn.sock()).set_linger(Some(Duration::ZERO));
+            }
+            if self.conns.len() + 1 == self.max_conns {
+                let _ = self.sync_listeners();
+            }
+        }
+    }
+
+    /// Whether the worker holds as many connections as it may.
+    fn full(&self) -> bool {
+        self.conns.len() >= self.max_conns
+    }
+
+    /// Puts every listener that should accept (not draining, not full, not resting) in the
+    /// epoll set and takes the others out: their level-triggered interest would otherwise
+    /// report the waiting backlog again at once.
+    fn sync_listeners(&mut self) -> io::Result<()> {
+        let full = self.full();
+        for (i, l) in self.listeners.iter().enumerate() {
+            let want = !full && !self.paused.is_paused(i);
+            if want == self.registered[i] {
+                continue;
+            }
+            if want {
+                let key = TimerKey {
+                    idx: i as u32,
+                    gen: 0,
+                };
+                let tag = tag(LISTENER, key);
+                sys::epoll_add(self.ep.as_fd(), l.as_fd(), libc::EPOLLIN as u32, tag)?;
+            } else {
+                sys::epoll_del(self.ep.as_fd(), l.as_fd())?;
+            }
+            self.registered[i] = want;
+        }
+        Ok(())
+    }
+
     fn on_listener(&mut self, i: usize) {
         for _ in 0..ACCEPT_BATCH {
             let Some(l) = self.listeners.get(i) else {
                 return;
             };
+            if self.full() {
+                let _ = self.sync_listeners();
+                return;
+            }
             let sock = match sys::accept(l.as_fd()) {
                 Ok(s) => s,
                 Err(e) if e.raw_os_error().is_some_and(AcceptPause::is_exhaustion) => {
-                    // Level-triggered interest would report the backlog again at once.
-                    let _ = sys::epoll_del(self.ep.as_fd(), l.as_fd());
                     self.paused.pause(i, self.w.now);
+                    let _ = self.sync_listeners();
                     return;
                 }
                 Err(_) => return,
             };
-            let conn = Conn::new(sock, self.want_peer, &self.w);
+            let Some(conn) = Conn::new(sock, self.want_peer, &self.w) else {
+                continue;
+            };
             let key = self.conns.insert(conn, ());
             let Some(e) = self.conns.get_mut(key) else {
                 return;
@@ -199,7 +230,7 @@ impl Epoll {
 
     fn on_conn(&mut self, key: TimerKey, events: u32) {
         if events & libc::EPOLLERR as u32 != 0 {
-            return super::Backend::close(self, key, false);
+            return self.close(key, false);
         }
         let mut next = Next::Read;
         if events & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP) as u32 != 0 {
@@ -236,9 +267,10 @@ impl Epoll {
     }
 
     fn apply(&mut self, key: TimerKey, next: Next) {
-        if next == Next::Close {
-            return super::Backend::close(self, key, false);
+        match next {
+            Next::Close => self.close(key, false),
+            Next::Reset => self.close(key, true),
+            Next::Read | Next::Write | Next::Sleep => self.conns.sync_timer(key),
         }
-        self.conns.sync_timer(key);
     }
 }

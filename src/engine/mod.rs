@@ -29,7 +29,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::admin::{self, AdminState};
 use crate::config::{AccessLog as LogDest, BackendChoice, Config};
 use crate::fs::{FileCache, Root};
-use crate::metrics::{Reject, WorkerHandle, WorkerMetrics};
+use crate::metrics::{WorkerHandle, WorkerMetrics};
+use crate::policy::{self, Policy};
 use crate::serve::Handler;
 
 use conn::Worker;
@@ -49,6 +50,8 @@ pub struct WorkerSetup {
     shutdown: Shutdown,
     grace: Duration,
     want_peer: bool,
+    /// Most connections this worker holds at once: its share of `--max-conns`.
+    max_conns: usize,
 }
 
 /// The backend the workers run on, and why.
@@ -71,6 +74,8 @@ pub fn run(config: Config) -> io::Result<()> {
     sys::block_shutdown_signals()?;
     let shutdown = Shutdown::default();
     let metrics = WorkerMetrics::for_workers(config.workers);
+    let shared = policy::Shared::new(&config.policy);
+    let want_peer = config.access_log != LogDest::Off || config.policy.needs_peer();
     let (done_tx, done_rx) = mpsc::channel::<io::Result<()>>();
     let (ready_tx, ready_rx) = mpsc::channel::<io::Result<String>>();
     let mut wakes = Vec::new();
@@ -88,11 +93,13 @@ pub fn run(config: Config) -> io::Result<()> {
                 ),
                 config.clone(),
                 access_log(&config.access_log)?,
+                Policy::new(config.policy.clone(), shared.clone()),
                 WorkerHandle::new(&metrics, i).ok_or_else(|| io::Error::other("worker index"))?,
             ),
             shutdown: shutdown.clone(),
             grace: config.grace,
-            want_peer: config.access_log != LogDest::Off,
+            want_peer,
+            max_conns: worker_share(config.policy.max_conns, config.workers, i),
         };
         let (ready, done) = (ready_tx.clone(), done_tx.clone());
         let fallback = match &chosen {
@@ -246,6 +253,18 @@ fn listen(addr: SocketAddr) -> io::Result<Socket> {
     Ok(sock)
 }
 
+/// Worker `i`'s share of a server-wide connection cap (0: none) split over `workers`: the
+/// shares differ by at most one and add up to the cap. Each worker enforces its own share
+/// exactly, with no shared counter: `SO_REUSEPORT` gives every worker its own accept queue,
+/// so a worker at its share leaves new connections waiting in its queue, as nginx's
+/// `worker_connections` does.
+fn worker_share(max_conns: usize, workers: usize, i: usize) -> usize {
+    if max_conns == 0 {
+        return usize::MAX;
+    }
+    max_conns / workers + usize::from(i < max_conns % workers)
+}
+
 /// Listeners whose accepting is paused after the process ran out of descriptors or memory, as
 /// nginx does for 500 ms: retrying at once would spin the worker until something closes.
 #[derive(Default)]
@@ -267,6 +286,11 @@ impl AcceptPause {
     /// Stops accepting on `listener` until `now` + 500 ms.
     fn pause(&mut self, listener: usize, now: Instant) {
         self.until.push((listener, now + Self::FOR));
+    }
+
+    /// Whether `listener` is resting.
+    fn is_paused(&self, listener: usize) -> bool {
+        self.until.iter().any(|&(i, _)| i == listener)
     }
 
     /// When the next paused listener resumes.
@@ -300,12 +324,12 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 trait Backend {
     /// The worker state (clock, log, drain flag).
     fn worker(&mut self) -> &mut Worker;
-    /// Next connection whose deadline passed, and whether it is to be reset (not idle).
-    fn pop_due(&mut self, now: Instant) -> Option<(TimerKey, bool)>;
+    /// Next connection whose deadline passed.
+    fn pop_due(&mut self, now: Instant) -> Option<TimerKey>;
     /// Earliest connection deadline.
     fn next_deadline(&self) -> Option<Instant>;
-    /// Closes a connection (`reset`: with RST).
-    fn close(&mut self, key: TimerKey, reset: bool);
+    /// Tells a connection its deadline passed, and does what it asks for next.
+    fn deadline(&mut self, key: TimerKey);
     /// Stops accepting and tells every connection the server is draining.
     fn start_drain(&mut self);
     /// Whether nothing is left to do after a drain.
@@ -321,11 +345,8 @@ fn drive(b: &mut impl Backend, shutdown: &Shutdown, grace: Duration) -> io::Resu
     loop {
         b.worker().tick();
         let now = b.worker().now;
-        while let Some((key, reset)) = b.pop_due(now) {
-            if reset {
-                b.worker().metrics.rejected(Reject::Timeout);
-            }
-            b.close(key, reset);
+        while let Some(key) = b.pop_due(now) {
+            b.deadline(key);
         }
         if drain_deadline.is_none() && shutdown.requested.load(Ordering::Acquire) {
             drain_deadline = Some(now + grace);
@@ -352,6 +373,20 @@ fn drive(b: &mut impl Backend, shutdown: &Shutdown, grace: Duration) -> io::Resu
 mod tests {
     use super::*;
     use std::net::TcpListener;
+
+    #[test]
+    fn connection_cap_shares_add_up() {
+        assert_eq!(worker_share(0, 2, 0), usize::MAX);
+        for (cap, workers) in [(2, 2), (5, 2), (7, 3), (1000, 7)] {
+            let shares: Vec<usize> = (0..workers)
+                .map(|i| worker_share(cap, workers, i))
+                .collect();
+            assert_eq!(shares.iter().sum::<usize>(), cap);
+            assert!(shares
+                .iter()
+                .all(|&s| s >= cap / workers && s <= cap / workers + 1));
+        }
+    }
 
     #[test]
     fn reuseport_listeners_share_a_picked_port() {

@@ -6,6 +6,7 @@
 //! non-blocking `send` and `sendfile(2)` (see [`super::conn`]): `IORING_OP_SPLICE` is always
 //! punted to an io-wq thread and fails on a full socket, so it would cost more than it saves.
 
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -120,16 +121,32 @@ struct Io {
     closing: bool,
 }
 
+/// Where a listener's multishot accept stands.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Accept {
+    /// Not armed.
+    Off,
+    /// Armed: connections arrive as completions.
+    On,
+    /// A cancel is on its way; the final completion has not arrived.
+    Cancelling,
+}
+
 struct Uring {
     // Field order matters: the ring is dropped before the buffer pool it writes into.
     ring: IoUring,
     bufs: BufRing,
     conns: Conns<Io>,
     listeners: Vec<OwnedFd>,
-    /// Multishot accepts still armed (one per listener until draining cancels them).
-    accepting: usize,
+    /// Each listener's accept.
+    accepts: Vec<Accept>,
     /// Listeners resting after descriptor exhaustion.
     paused: AcceptPause,
+    /// The worker's connection cap (`usize::MAX`: none).
+    max_conns: usize,
+    /// Connections accepted in the moment the worker reached its cap, before the cancel of
+    /// its accepts took effect; admitted in order as others close.
+    overflow: VecDeque<OwnedFd>,
     wake: OwnedFd,
     w: Worker,
     cqes: Vec<(u64, i32, u32)>,
@@ -146,18 +163,18 @@ pub fn run(setup: WorkerSetup, info: RingInfo) -> io::Result<()> {
         ring: info.ring,
         bufs,
         conns: Conns::default(),
+        accepts: vec![Accept::Off; setup.listeners.len()],
         listeners: setup.listeners,
-        accepting: 0,
         paused: AcceptPause::default(),
+        max_conns: setup.max_conns,
+        overflow: VecDeque::new(),
         wake: setup.wake,
         w: setup.worker,
         cqes: Vec::with_capacity(SQ_ENTRIES as usize * 4),
         rearm: Vec::new(),
         want_peer: setup.want_peer,
     };
-    for i in 0..u.listeners.len() {
-        u.arm_accept(i);
-    }
+    u.sync_accepts();
     let wake = opcode::PollAdd::new(types::Fd(u.wake.as_raw_fd()), libc::POLLIN as u32)
         .build()
         .user_data(user_data(WAKE, NO_KEY));
@@ -171,7 +188,7 @@ impl super::Backend for Uring {
         &mut self.w
     }
 
-    fn pop_due(&mut self, now: Instant) -> Option<(TimerKey, bool)> {
+    fn pop_due(&mut self, now: Instant) -> Option<TimerKey> {
         self.conns.pop_due(now)
     }
 
@@ -179,31 +196,17 @@ impl super::Backend for Uring {
         super::earliest(self.conns.next_deadline(), self.paused.next())
     }
 
-    fn close(&mut self, key: TimerKey, reset: bool) {
-        let Some(e) = self.conns.get_mut(key) else {
-            return;
-        };
-        if reset {
-            let _ = socket2::SockRef::from(e.conn.sock()).set_linger(Some(Duration::ZERO));
-        }
-        if e.io.inflight == 0 {
-            self.conns.remove(key);
-            self.w.metrics.conn_closed();
-            return;
-        }
-        if !e.io.closing {
-            e.io.closing = true;
-            e.conn.deadline.set(None);
-            let fd = e.conn.sock().as_raw_fd();
-            self.cancel_fd(fd, key);
+    fn deadline(&mut self, key: TimerKey) {
+        if let Some(e) = self.conns.get_mut(key) {
+            let next = e.conn.on_deadline(&mut self.w);
+            self.apply(key, next);
         }
     }
 
     fn start_drain(&mut self) {
         self.w.draining = true;
-        for i in 0..self.listeners.len() {
-            self.cancel_fd(self.listeners[i].as_raw_fd(), NO_KEY);
-        }
+        self.overflow.clear();
+        self.sync_accepts();
         for key in self.conns.keys() {
             if let Some(e) = self.conns.get_mut(key) {
                 let next = e.conn.on_drain();
@@ -213,7 +216,7 @@ impl super::Backend for Uring {
     }
 
     fn finished(&self) -> bool {
-        self.conns.is_empty() && self.accepting == 0
+        self.conns.is_empty() && self.accepts.iter().all(|&a| a == Accept::Off)
     }
 
     fn turn(&mut self, timeout: Duration) -> io::Result<u64> {
@@ -231,10 +234,8 @@ impl super::Backend for Uring {
             Err(e) => return Err(e),
         }
         self.reap();
-        if !self.w.draining {
-            for i in self.paused.take_due(Instant::now()) {
-                self.arm_accept(i);
-            }
+        if !self.paused.take_due(Instant::now()).is_empty() {
+            self.sync_accepts();
         }
         let rearm = std::mem::take(&mut self.rearm);
         for &key in &rearm {
@@ -269,7 +270,70 @@ impl Uring {
         unsafe { self.push(&sqe) };
     }
 
+    /// Closes a connection (`reset`: with RST) once its operations are cancelled.
+    fn close(&mut self, key: TimerKey, reset: bool) {
+        let Some(e) = self.conns.get_mut(key) else {
+            return;
+        };
+        if reset {
+            let _ = socket2::SockRef::from(e.conn.sock()).set_linger(Some(Duration::ZERO));
+        }
+        if e.io.inflight == 0 {
+            self.conns.remove(key);
+            self.w.metrics.conn_closed();
+            self.admit_overflow();
+            return;
+        }
+        if !e.io.closing {
+            e.io.closing = true;
+            e.conn.deadline.set(None);
+            let fd = e.conn.sock().as_raw_fd();
+            self.cancel_fd(fd, key);
+        }
+    }
+
+    /// Whether the worker holds as many connections as it may.
+    fn full(&self) -> bool {
+        self.conns.len() >= self.max_conns
+    }
+
+    /// Arms the accept of every listener that should accept (not draining, not full, not
+    /// resting) and cancels the armed ones that should not.
+    fn sync_accepts(&mut self) {
+        let stop = self.w.draining || self.full();
+        for i in 0..self.listeners.len() {
+            match self.accepts[i] {
+                Accept::Off if !stop && !self.paused.is_paused(i) => self.arm_accept(i),
+                Accept::On if stop => {
+                    self.accepts[i] = Accept::Cancelling;
+                    self.cancel_fd(self.listeners[i].as_raw_fd(), NO_KEY);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Admits connections held back while the worker was full, as room allows.
+    fn admit_overflow(&mut self) {
+        while !self.full() {
+            let Some(sock) = self.overflow.pop_front() else {
+                break;
+            };
+            self.admit(sock);
+        }
+        self.sync_accepts();
+    }
+
+    /// Starts serving an accepted socket (unless an access rule refuses it).
+    fn admit(&mut self, sock: OwnedFd) {
+        if let Some(conn) = Conn::new(sock, self.want_peer, &self.w) {
+            let key = self.conns.insert(conn, Io::default());
+            self.arm_recv(key);
+        }
+    }
+
     fn arm_accept(&mut self, i: usize) {
+        self.accepts[i] = Accept::On;
         let e = opcode::AcceptMulti::new(types::Fd(self.listeners[i].as_raw_fd()))
             .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
             .build()
@@ -282,7 +346,6 @@ impl Uring {
             ));
         // SAFETY: multishot accept references no user memory.
         unsafe { self.push(&e) };
-        self.accepting += 1;
     }
 
     fn arm_recv(&mut self, key: TimerKey) {
@@ -325,21 +388,21 @@ impl Uring {
 
     fn on_accept(&mut self, listener: usize, res: i32, flags: u32) {
         if !cqueue::more(flags) {
-            self.accepting -= 1;
+            self.accepts[listener] = Accept::Off;
             if res < 0 && AcceptPause::is_exhaustion(-res) {
                 self.paused.pause(listener, self.w.now);
-            } else if !self.w.draining {
-                self.arm_accept(listener);
             }
         }
-        if res < 0 {
-            return;
+        if res >= 0 {
+            // SAFETY: a successful accept completion carries a new descriptor that we now own.
+            let sock = unsafe { OwnedFd::from_raw_fd(res) };
+            if self.full() {
+                self.overflow.push_back(sock);
+            } else {
+                self.admit(sock);
+            }
         }
-        // SAFETY: a successful accept completion carries a new descriptor that we now own.
-        let sock = unsafe { OwnedFd::from_raw_fd(res) };
-        let conn = Conn::new(sock, self.want_peer, &self.w);
-        let key = self.conns.insert(conn, Io::default());
-        self.arm_recv(key);
+        self.sync_accepts();
     }
 
     fn on_recv(&mut self, key: TimerKey, res: i32, flags: u32) {
@@ -393,9 +456,8 @@ impl Uring {
 
     /// Arranges what the connection asked for.
     fn apply(&mut self, key: TimerKey, next: Next) {
-        use super::Backend;
         match next {
-            Next::Read => {}
+            Next::Read | Next::Sleep => {}
             Next::Write => {
                 let Some(e) = self.conns.get_mut(key) else {
                     return;
@@ -412,6 +474,7 @@ impl Uring {
                 }
             }
             Next::Close => return self.close(key, false),
+            Next::Reset => return self.close(key, true),
         }
         self.conns.sync_timer(key);
     }

@@ -204,6 +204,33 @@ pub fn error(
     )
 }
 
+/// Answers a request a policy turned away (403, 410, 429, 503) with the status's page;
+/// `retry_after` adds `Retry-After` in seconds, as 429 and 503 may carry (RFC 9110 §10.2.3,
+/// RFC 6585 §4).
+pub fn refuse(
+    status: Status,
+    retry_after: Option<u64>,
+    head_only: bool,
+    keep_alive: bool,
+    cx: &Context<'_>,
+    out: &mut Vec<u8>,
+    chunks: &mut Vec<Chunk>,
+) -> Planned {
+    page(
+        status,
+        head_only,
+        Client::explicit(keep_alive),
+        cx,
+        out,
+        chunks,
+        |out| {
+            if let Some(secs) = retry_after {
+                header_u64(out, b"Retry-After", secs);
+            }
+        },
+    )
+}
+
 /// Answers 301 to a directory requested without its trailing slash: `target` is the
 /// request's origin-form `path[?query]`, and `Location` is `path/[?query]`.
 ///
@@ -536,6 +563,29 @@ mod tests {
             }
         );
         assert_eq!(r.body(), r.file);
+    }
+
+    #[test]
+    fn refusals_carry_retry_after() {
+        let r = built(|cx, out, chunks| {
+            refuse(
+                Status::TooManyRequests,
+                Some(3),
+                false,
+                true,
+                cx,
+                out,
+                chunks,
+            )
+        });
+        assert_eq!(r.planned.status, Status::TooManyRequests);
+        assert!(r.planned.keep_alive);
+        assert_eq!(r.field("Retry-After").as_deref(), Some("3"));
+        assert_eq!(r.body(), Status::TooManyRequests.page());
+        let r = built(|cx, out, chunks| refuse(Status::Gone, None, true, false, cx, out, chunks));
+        assert_eq!(r.field("Retry-After"), None);
+        assert_eq!(r.field("Connection").as_deref(), Some("close"));
+        assert!(r.body().is_empty());
     }
 
     #[test]
