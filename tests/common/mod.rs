@@ -317,6 +317,35 @@ impl Conn {
         }
     }
 
+    /// Connects to `addr` from the local address `from` (any of 127.0.0.0/8 on loopback), so
+    /// tests can play several clients.
+    pub fn connect_from(addr: SocketAddr, from: std::net::IpAddr) -> Conn {
+        use socket2::{Domain, Socket, Type};
+        let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None).expect("socket");
+        sock.bind(&SocketAddr::new(from, 0).into())
+            .unwrap_or_else(|e| panic!("bind {from}: {e}"));
+        sock.connect_timeout(&addr.into(), IO_TIMEOUT)
+            .unwrap_or_else(|e| panic!("connect to {addr} from {from}: {e}"));
+        let stream: TcpStream = sock.into();
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Conn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The underlying socket (for socket options and polling).
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Bytes received but not consumed yet.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Writes all of `bytes`.
     pub fn send(&mut self, bytes: impl AsRef<[u8]>) {
         self.stream
