@@ -85,7 +85,8 @@ pub fn run(config: Config) -> io::Result<()> {
                 Handler::new(
                     root(&config)?,
                     FileCache::new(config.open_file_cache, config.open_file_cache_valid),
-                ),
+                )
+                .with_content(config.content.clone()),
                 config.clone(),
                 access_log(&config.access_log)?,
                 WorkerHandle::new(&metrics, i).ok_or_else(|| io::Error::other("worker index"))?,
