@@ -905,6 +905,63 @@ mod tests {
     }
 
     #[test]
+    fn content_options_from_every_source() {
+        let c = serve(
+            &["--listing", "--precompressed", "br,gzip", "--cors", "*"],
+            &[],
+        );
+        assert!(c.content.listing);
+        assert_eq!(c.content.precompressed, [Coding::Br, Coding::Gzip]);
+        assert!(c.content.cors.is_some());
+        let c = serve(&[], &[]);
+        assert!(!c.content.listing && c.content.precompressed.is_empty());
+        let env = [
+            (
+                "RINGSERVE_CACHE_CONTROL",
+                "*.js=public, max-age=31536000, immutable\n*.html=no-cache\n",
+            ),
+            ("RINGSERVE_ADD_HEADER", "X-A: 1, 2"),
+            ("RINGSERVE_PRECOMPRESSED", "zstd, gzip"),
+            ("RINGSERVE_ATTACHMENT", "*.iso,*.img"),
+        ];
+        let c = serve(&[], &env);
+        assert_eq!(c.content.cache_control.len(), 2, "one rule per line");
+        assert_eq!(c.content.add_headers.len(), 1, "commas stay in the value");
+        assert_eq!(c.content.precompressed, [Coding::Zstd, Coding::Gzip]);
+        assert_eq!(c.content.attachment.len(), 2);
+        let (_dir, path) = file(
+            "cache-control = [\"*.css=max-age=60, public\"]\nadd-header = [\"X-B: b\"]\n\
+             precompressed = \"gzip\"\nlisting = true\n",
+        );
+        let c = serve(&["--config", &path], &[]);
+        assert_eq!(c.content.cache_control.len(), 1);
+        assert_eq!(c.content.precompressed, [Coding::Gzip]);
+        assert!(c.content.listing);
+    }
+
+    #[test]
+    fn content_options_validated() {
+        let cases: [(&[&str], &str); 6] = [
+            (
+                &["--precompressed", "gzip,deflate"],
+                "unknown coding `deflate`",
+            ),
+            (&["--precompressed", "gzip,br,gzip"], "gzip given twice"),
+            (&["--cache-control", "*.js"], "expected GLOB=VALUE"),
+            (&["--add-header", "Content-Length: 1"], "set by the server"),
+            (&["--add-header", "X-A: a\rb"], "control character"),
+            (&["--cors", "example.com"], "invalid origin"),
+        ];
+        for (args, want) in cases {
+            let err = parse(args, &[]).unwrap_err();
+            let first = err.lines().next().unwrap_or_default();
+            assert!(first.contains(want), "{args:?}: {err}");
+        }
+        let err = parse(&[], &[("RINGSERVE_CORS", "ftp:/x")]).unwrap_err();
+        assert!(err.contains("RINGSERVE_CORS"), "{err}");
+    }
+
+    #[test]
     fn suggestions() {
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("", "abc"), 3);
