@@ -135,16 +135,6 @@ impl Listing {
         Ok(listing)
     }
 
-    /// Number of entries listed.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether nothing is listed.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     fn push(&mut self, name: &[u8], kind: Kind, size: u64, mtime: i64) -> io::Result<()> {
         let too_big = || io::Error::other("directory listing too large");
         let name_start = u32::try_from(self.names.len()).map_err(|_| too_big())?;
@@ -400,7 +390,7 @@ mod tests {
             ["a-dir", "b-dir", "A.txt", "a.txt", "b.txt"]
         );
         let (listing, _) = list(&root, "/", true);
-        assert_eq!(listing.len(), 7);
+        assert_eq!(listing.entries.len(), 7);
         assert_eq!(names(&listing)[0], ".git");
     }
 
@@ -487,7 +477,7 @@ mod tests {
         let (_tmp, root) = tree();
         fs::create_dir_all(root.join("a/<b>")).expect("mkdir");
         let (listing, rel) = list(&root, "/a/%3Cb%3E/", false);
-        assert!(listing.is_empty());
+        assert!(listing.entries.is_empty());
         let html = render(&listing, Format::Html, &rel);
         assert!(
             html.contains("<title>Index of /a/&lt;b&gt;/</title>"),
