@@ -6,7 +6,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use ringserve::fs;
 use ringserve::http::range::{self, ByteRange};
-use ringserve::http::response::{self, Context};
+use ringserve::http::response::{self, Context, Extra};
 use ringserve::http::{request, Chunk, ETag, Limits, Parse, Representation};
 
 const REQUEST: &[u8] = b"GET /pub/releases/v1.2.3/ringserve-x86_64.tar.gz HTTP/1.1\r\n\
@@ -65,6 +65,7 @@ fn head(c: &mut Criterion) {
             response::file(
                 black_box(&req),
                 &rep,
+                &Extra::default(),
                 &cx,
                 &mut out,
                 &mut chunks,

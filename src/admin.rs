@@ -302,7 +302,9 @@ fn file(query: &str, state: &AdminState) -> Reply {
         }
         Lookup::Forbidden => Reply::error(403, "forbidden"),
         Lookup::BadRequest => Reply::error(400, "bad path"),
-        Lookup::Redirect | Lookup::NotFound => Reply::error(404, "not found"),
+        Lookup::Redirect | Lookup::Directory { .. } | Lookup::NotFound => {
+            Reply::error(404, "not found")
+        }
     }
 }
 

@@ -17,6 +17,7 @@ use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::error::ErrorKind;
@@ -26,6 +27,8 @@ use clap::{
     ValueEnum,
 };
 
+use crate::content::{self, CacheRule, Content, CorsOrigin, Glob, HeaderLine};
+use crate::http::negotiate::Coding;
 use crate::http::Limits;
 use crate::policy::{self, Action as RuleAction, ReqLimit, ReqRate, Rules, Secret, SecureLink};
 
@@ -37,7 +40,8 @@ const CONFIG_ARG: &str = "config";
 
 /// Where options come from besides the command line, shown under `--help`.
 const SOURCES_HELP: &str = "Every option can also be set with an environment variable \
-RINGSERVE_<OPTION> (e.g. RINGSERVE_KEEPALIVE_TIMEOUT=75s; lists comma-separated) or as a key of \
+RINGSERVE_<OPTION> (e.g. RINGSERVE_KEEPALIVE_TIMEOUT=75s; lists comma-separated, but one per \
+line for --cache-control and --add-header) or as a key of \
 the TOML file given with --config (keepalive-timeout = \"75s\", listen = [\"[::]:80\"]). \
 Precedence: flag > environment > file > default.";
 
@@ -218,6 +222,30 @@ struct Opts {
     /// URL path under which requests need a signed link.
     #[arg(long, default_value = "/", value_name = "PATH")]
     secure_link_prefix: String,
+    /// List directories that have no index.html instead of answering 404 (nginx `autoindex
+    /// on`): HTML, or JSON for `?format=json` or `Accept: application/json`.
+    #[arg(long)]
+    listing: bool,
+    /// Serve file.br / file.zst / file.gz, when present and not older than file, to clients
+    /// accepting that encoding; codings in order of preference, e.g. `br,zstd,gzip` (nginx
+    /// `gzip_static`).
+    #[arg(long, value_name = "CODINGS", value_delimiter = ',', value_parser = content::parse_coding)]
+    precompressed: Vec<Coding>,
+    /// `Cache-Control` value for files whose path matches GLOB (`*` spans `/`), e.g.
+    /// `*.js=public, max-age=31536000`; repeatable, first match wins (nginx `expires`).
+    #[arg(long, value_name = "GLOB=VALUE", value_parser = content::parse_cache_rule)]
+    cache_control: Vec<CacheRule>,
+    /// Header added to every successful response, e.g. `X-Frame-Options: DENY`; repeatable
+    /// (nginx `add_header`).
+    #[arg(long, value_name = "NAME: VALUE", value_parser = content::parse_header)]
+    add_header: Vec<HeaderLine>,
+    /// `Access-Control-Allow-Origin` for every successful response: `*` or one origin.
+    #[arg(long, value_name = "ORIGIN", value_parser = content::parse_origin)]
+    cors: Option<CorsOrigin>,
+    /// Send files whose path matches GLOB as downloads (`Content-Disposition: attachment`,
+    /// as `?download` does for any file); repeatable.
+    #[arg(long, value_name = "GLOB", value_parser = content::parse_glob)]
+    attachment: Vec<Glob>,
 }
 
 /// Validated configuration shared by all workers.
@@ -257,6 +285,8 @@ pub struct Config {
     pub open_file_cache_valid: Duration,
     /// Pacing and protection (see [`crate::policy`]).
     pub policy: policy::Settings,
+    /// Listings, precompressed files and header rules (see [`crate::content`]).
+    pub content: Arc<Content>,
 }
 
 /// What an invocation of the binary asks for.
@@ -392,6 +422,13 @@ impl Config {
             }
         }
         let policy = policy_settings(&opts, matches, workers.max(1))?;
+        let mut precompressed: Vec<Coding> = Vec::new();
+        for coding in opts.precompressed {
+            if precompressed.contains(&coding) {
+                return Err(format!("--precompressed: {} given twice", coding.token()));
+            }
+            precompressed.push(coding);
+        }
         Ok(Config {
             root: opts.root,
             listen: opts.listen,
@@ -413,6 +450,14 @@ impl Config {
             open_file_cache: opts.open_file_cache,
             open_file_cache_valid: opts.open_file_cache_valid,
             policy,
+            content: Arc::new(Content {
+                listing: opts.listing,
+                precompressed,
+                cache_control: opts.cache_control,
+                add_headers: opts.add_header,
+                cors: opts.cors,
+                attachment: opts.attachment,
+            }),
         })
     }
 }
@@ -576,8 +621,12 @@ fn layered(
     Ok(out)
 }
 
+/// Repeatable options whose values may themselves contain commas (`max-age=60, public`):
+/// their environment variables hold one value per line instead.
+const LINE_LISTS: [&str; 2] = ["cache-control", "add-header"];
+
 /// An environment variable's values: the whole value, or comma-separated items for a
-/// repeatable option.
+/// repeatable option (newline-separated for those in [`LINE_LISTS`]).
 fn env_values(arg: &Arg, value: OsString) -> Result<Vec<OsString>, String> {
     if !matches!(arg.get_action(), ArgAction::Append) {
         return Ok(vec![value]);
@@ -585,7 +634,14 @@ fn env_values(arg: &Arg, value: OsString) -> Result<Vec<OsString>, String> {
     let text = value
         .into_string()
         .map_err(|_| "value is not valid UTF-8".to_string())?;
-    Ok(text.split(',').map(|s| OsString::from(s.trim())).collect())
+    let by_line = arg.get_long().is_some_and(|l| LINE_LISTS.contains(&l));
+    let separator = if by_line { '\n' } else { ',' };
+    Ok(text
+        .split(separator)
+        .map(str::trim)
+        .filter(|s| !(by_line && s.is_empty()))
+        .map(OsString::from)
+        .collect())
 }
 
 /// The arguments setting `long` to `values`: `--long=value` each, or the bare flag when a
@@ -1013,6 +1069,63 @@ mod tests {
                 assert!(toml.contains(&format!("{long} ")), "{long} not in {toml}");
             }
         }
+    }
+
+    #[test]
+    fn content_options_from_every_source() {
+        let c = serve(
+            &["--listing", "--precompressed", "br,gzip", "--cors", "*"],
+            &[],
+        );
+        assert!(c.content.listing);
+        assert_eq!(c.content.precompressed, [Coding::Br, Coding::Gzip]);
+        assert!(c.content.cors.is_some());
+        let c = serve(&[], &[]);
+        assert!(!c.content.listing && c.content.precompressed.is_empty());
+        let env = [
+            (
+                "RINGSERVE_CACHE_CONTROL",
+                "*.js=public, max-age=31536000, immutable\n*.html=no-cache\n",
+            ),
+            ("RINGSERVE_ADD_HEADER", "X-A: 1, 2"),
+            ("RINGSERVE_PRECOMPRESSED", "zstd, gzip"),
+            ("RINGSERVE_ATTACHMENT", "*.iso,*.img"),
+        ];
+        let c = serve(&[], &env);
+        assert_eq!(c.content.cache_control.len(), 2, "one rule per line");
+        assert_eq!(c.content.add_headers.len(), 1, "commas stay in the value");
+        assert_eq!(c.content.precompressed, [Coding::Zstd, Coding::Gzip]);
+        assert_eq!(c.content.attachment.len(), 2);
+        let (_dir, path) = file(
+            "cache-control = [\"*.css=max-age=60, public\"]\nadd-header = [\"X-B: b\"]\n\
+             precompressed = \"gzip\"\nlisting = true\n",
+        );
+        let c = serve(&["--config", &path], &[]);
+        assert_eq!(c.content.cache_control.len(), 1);
+        assert_eq!(c.content.precompressed, [Coding::Gzip]);
+        assert!(c.content.listing);
+    }
+
+    #[test]
+    fn content_options_validated() {
+        let cases: [(&[&str], &str); 6] = [
+            (
+                &["--precompressed", "gzip,deflate"],
+                "unknown coding `deflate`",
+            ),
+            (&["--precompressed", "gzip,br,gzip"], "gzip given twice"),
+            (&["--cache-control", "*.js"], "expected GLOB=VALUE"),
+            (&["--add-header", "Content-Length: 1"], "set by the server"),
+            (&["--add-header", "X-A: a\rb"], "control character"),
+            (&["--cors", "example.com"], "invalid origin"),
+        ];
+        for (args, want) in cases {
+            let err = parse(args, &[]).unwrap_err();
+            let first = err.lines().next().unwrap_or_default();
+            assert!(first.contains(want), "{args:?}: {err}");
+        }
+        let err = parse(&[], &[("RINGSERVE_CORS", "ftp:/x")]).unwrap_err();
+        assert!(err.contains("RINGSERVE_CORS"), "{err}");
     }
 
     #[test]

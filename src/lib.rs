@@ -12,10 +12,13 @@
 //! - [`engine`] owns every socket and syscall: one worker thread per core, each on its own
 //!   io_uring (or epoll where io_uring is unavailable), sending file bytes with sendfile/splice
 //!   so that no file byte passes through user space.
+//! - [`content`] holds what the handler does beyond plain files: directory listings,
+//!   precompressed sidecars and response header rules, checked once at start-up.
 //! - [`config`] is the validated run-time configuration shared by all of the above.
 
 pub mod admin;
 pub mod config;
+pub mod content;
 pub mod engine;
 pub mod fs;
 pub mod http;

@@ -3,15 +3,27 @@
 //! This is the one place where the protocol core meets the file layer; it decides which of
 //! the [`crate::http::response`] builders answers a request. It opens files but touches no
 //! socket, so both engine backends share it unchanged.
+//!
+//! A GET or HEAD flows through fixed steps: resolve the target (through the open-file
+//! cache); for a file, swap in a precompressed sidecar when the client prefers one, then
+//! collect the rule-made headers ([`crate::content`]) and let [`response::file`] apply
+//! preconditions and ranges to whichever file was chosen; for a directory without index,
+//! render a listing into an anonymous file and send that. Every buffer involved lives in
+//! [`Scratch`], so serving plain files allocates nothing once warm.
 
 use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::fs::{FileCache, Found, Root};
+use crate::content::Content;
+use crate::fs::listing::{Format, Listing};
+use crate::fs::{path, FileCache, Found, Root};
+use crate::http::negotiate::{self, Coding};
 use crate::http::range::ByteRange;
-use crate::http::response::{self, Context, Planned};
-use crate::http::{Chunk, Method, Request, Status};
+use crate::http::response::{self, Context, Extra, Planned};
+use crate::http::{query, Chunk, Method, Representation, Request, Status};
 
 /// Reusable per-worker buffers the handler writes into; kept between requests so that
 /// steady-state serving allocates nothing.
@@ -21,6 +33,14 @@ pub struct Scratch {
     pub path: Vec<u8>,
     /// Parsed byte ranges of the current request.
     pub ranges: Vec<ByteRange>,
+    /// Cache key of a sidecar lookup.
+    pub key: Vec<u8>,
+    /// Path the header rules match: `/`, the decoded path, `index.html` for a directory.
+    pub subject: Vec<u8>,
+    /// Header lines for 200, 206 and 304 (see [`Extra::always`]).
+    pub always: Vec<u8>,
+    /// Header lines for 200 and 206 (see [`Extra::content`]).
+    pub content: Vec<u8>,
 }
 
 /// A planned response: what was decided, and the file its `Chunk::File` entries refer to.
@@ -35,12 +55,23 @@ pub struct Response {
 pub struct Handler {
     root: Root,
     cache: FileCache,
+    content: Arc<Content>,
 }
 
 impl Handler {
-    /// A handler for the files beneath `root`.
+    /// A handler for the files beneath `root`, with no listings, precompressed files or
+    /// header rules until [`Handler::with_content`] adds them.
     pub fn new(root: Root, cache: FileCache) -> Handler {
-        Handler { root, cache }
+        Handler {
+            root,
+            cache,
+            content: Arc::default(),
+        }
+    }
+
+    /// This handler with listings, precompressed files and header rules as configured.
+    pub fn with_content(self, content: Arc<Content>) -> Handler {
+        Handler { content, ..self }
     }
 
     /// Open-file cache hits and misses so far.
@@ -71,18 +102,23 @@ impl Handler {
                     .lookup(&self.root, req.target, now, &mut scratch.path)
                 {
                     Found::File(file, rep) => {
-                        let planned =
-                            response::file(req, &rep, cx, out, chunks, &mut scratch.ranges);
-                        let has_file = chunks.iter().any(|c| matches!(c, Chunk::File { .. }));
-                        return Response {
-                            planned,
-                            file: has_file.then_some(file),
-                        };
+                        return self.file(req, file, rep, cx, now, scratch, out, chunks)
+                    }
+                    Found::Directory(dir) if self.content.listing => {
+                        match self.listing(req, &dir, cx, scratch, out, chunks) {
+                            Ok(response) => return response,
+                            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                                error(Status::Forbidden, keep_alive, out, chunks)
+                            }
+                            Err(_) => error(Status::InternalServerError, keep_alive, out, chunks),
+                        }
                     }
                     Found::Redirect => {
                         response::redirect(req.target, head_only, keep_alive, cx, out, chunks)
                     }
-                    Found::NotFound => error(Status::NotFound, keep_alive, out, chunks),
+                    Found::Directory(_) | Found::NotFound => {
+                        error(Status::NotFound, keep_alive, out, chunks)
+                    }
                     Found::Forbidden => error(Status::Forbidden, keep_alive, out, chunks),
                     Found::BadRequest => error(Status::BadRequest, false, out, chunks),
                 }
@@ -97,5 +133,183 @@ impl Handler {
             planned,
             file: None,
         }
+    }
+
+    /// Answers with the file `target` resolved to, or with its precompressed sidecar.
+    #[allow(clippy::too_many_arguments)] // the respond() arguments, passed through
+    fn file(
+        &mut self,
+        req: &Request<'_>,
+        file: Arc<File>,
+        rep: Representation,
+        cx: &Context<'_>,
+        now: Instant,
+        scratch: &mut Scratch,
+        out: &mut Vec<u8>,
+        chunks: &mut Vec<Chunk>,
+    ) -> Response {
+        scratch.always.clear();
+        scratch.content.clear();
+        let (file, rep) = self.precompressed(req, file, rep, now, scratch);
+        let download = query::param(req.target, b"download").is_some();
+        scratch.subject.clear();
+        if self.content.needs_path(download) {
+            served_path(req.target, &mut scratch.path, &mut scratch.subject);
+        }
+        self.content.file_headers(
+            &scratch.subject,
+            download,
+            &mut scratch.always,
+            &mut scratch.content,
+        );
+        let extra = Extra {
+            always: &scratch.always,
+            content: &scratch.content,
+        };
+        let planned = response::file(req, &rep, &extra, cx, out, chunks, &mut scratch.ranges);
+        let has_file = chunks.iter().any(|c| matches!(c, Chunk::File { .. }));
+        Response {
+            planned,
+            file: has_file.then_some(file),
+        }
+    }
+
+    /// The sidecar of the best coding the client prefers to identity, if one exists and is
+    /// not older than the file, with the file's `Content-Type` and an ETag of its own;
+    /// otherwise the file itself. Writes `Vary` (whenever precompression applies to the
+    /// file, so caches keep the variants apart) and `Content-Encoding` into `scratch`.
+    fn precompressed(
+        &mut self,
+        req: &Request<'_>,
+        file: Arc<File>,
+        rep: Representation,
+        now: Instant,
+        scratch: &mut Scratch,
+    ) -> (Arc<File>, Representation) {
+        let offered = &self.content.precompressed;
+        if offered.is_empty() || is_encoded_name(req.target) {
+            return (file, rep);
+        }
+        scratch
+            .always
+            .extend_from_slice(b"Vary: Accept-Encoding\r\n");
+        for &coding in negotiate::rank_encodings(req.accept_encoding, offered).as_slice() {
+            let found = self.cache.lookup_sidecar(
+                &self.root,
+                req.target,
+                coding.suffix(),
+                now,
+                &mut scratch.path,
+                &mut scratch.key,
+            );
+            if let Found::File(sidecar, encoded) = found {
+                if encoded.mtime >= rep.mtime {
+                    scratch.content.extend_from_slice(b"Content-Encoding: ");
+                    scratch.content.extend_from_slice(coding.token().as_bytes());
+                    scratch.content.extend_from_slice(b"\r\n");
+                    let rep = Representation {
+                        etag: encoded.etag.marked(coding.token().as_bytes()),
+                        mime: rep.mime,
+                        ..encoded
+                    };
+                    return (sidecar, rep);
+                }
+            }
+        }
+        (file, rep)
+    }
+
+    /// Answers with a listing of `dir`, whose decoded path is in `scratch.path`.
+    fn listing(
+        &mut self,
+        req: &Request<'_>,
+        dir: &File,
+        cx: &Context<'_>,
+        scratch: &mut Scratch,
+        out: &mut Vec<u8>,
+        chunks: &mut Vec<Chunk>,
+    ) -> io::Result<Response> {
+        let format = match query::param(req.target, b"format") {
+            Some(b"json") => Format::Json,
+            Some(b"html") => Format::Html,
+            _ if negotiate::prefers_json(req.accept) => Format::Json,
+            _ => Format::Html,
+        };
+        let listing = Listing::read(&self.root, dir.as_fd(), &scratch.path)?;
+        let (file, len) = listing.render(format, &scratch.path)?;
+        scratch.always.clear();
+        self.content.listing_headers(&mut scratch.always);
+        let extra = Extra {
+            always: &scratch.always,
+            content: &[],
+        };
+        let planned = response::generated(req, format.mime(), len, &extra, cx, out, chunks);
+        Ok(Response {
+            planned,
+            file: (planned.body_len > 0).then(|| Arc::new(file)),
+        })
+    }
+}
+
+/// Whether the target's name already ends like a sidecar (`.br`, `.zst`, `.gz`): such a
+/// file is itself encoded, so it gets no sidecar lookups and no `Vary`.
+fn is_encoded_name(target: &[u8]) -> bool {
+    let path = target.split(|&b| b == b'?').next().unwrap_or(target);
+    Coding::ALL.iter().any(|c| {
+        let suffix = c.suffix().as_bytes();
+        path.len() >= suffix.len() && path[path.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+    })
+}
+
+/// Writes into `subject` the path of the file `target` names, as the header rules see it:
+/// `/`, the decoded path, and `index.html` for a directory form (`/dir/` serves
+/// `/dir/index.html`). `decoded` is scratch space. Only called for a target that resolved
+/// to a file, so decoding succeeds.
+fn served_path(target: &[u8], decoded: &mut Vec<u8>, subject: &mut Vec<u8>) {
+    let Ok(d) = path::decode(target, decoded) else {
+        return;
+    };
+    subject.push(b'/');
+    if decoded.as_slice() != b"." {
+        subject.extend_from_slice(decoded);
+        if d.trailing_slash {
+            subject.push(b'/');
+        }
+    }
+    if d.trailing_slash {
+        subject.extend_from_slice(b"index.html");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn served_paths() {
+        let cases: [(&[u8], &[u8]); 6] = [
+            (b"/a.js", b"/a.js"),
+            (b"/a/b%20c.js?x=1", b"/a/b c.js"),
+            (b"/", b"/index.html"),
+            (b"/?download", b"/index.html"),
+            (b"/dir/", b"/dir/index.html"),
+            (b"//dir/./", b"/dir/index.html"),
+        ];
+        for (target, want) in cases {
+            let mut subject = Vec::new();
+            served_path(target, &mut Vec::new(), &mut subject);
+            assert_eq!(subject, want, "{}", String::from_utf8_lossy(target));
+        }
+    }
+
+    #[test]
+    fn encoded_names() {
+        assert!(is_encoded_name(b"/a.js.gz"));
+        assert!(is_encoded_name(b"/a.tar.GZ?x"));
+        assert!(is_encoded_name(b"/a.zst"));
+        assert!(is_encoded_name(b"/a.br"));
+        assert!(!is_encoded_name(b"/a.js"));
+        assert!(!is_encoded_name(b"/gz"));
+        assert!(!is_encoded_name(b"/a.js?x.gz"));
     }
 }

@@ -90,7 +90,8 @@ pub fn run(config: Config) -> io::Result<()> {
                 Handler::new(
                     root(&config)?,
                     FileCache::new(config.open_file_cache, config.open_file_cache_valid),
-                ),
+                )
+                .with_content(config.content.clone()),
                 config.clone(),
                 access_log(&config.access_log)?,
                 Policy::new(config.policy.clone(), shared.clone()),

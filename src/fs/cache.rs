@@ -7,7 +7,8 @@
 //! refusal (traversal, dotfile, missing) is still decided fresh. Entries are shared with the
 //! connections sending them through `Arc`, so evicting one never closes a file mid-transfer.
 //! The cache is bounded; when full, an arbitrary entry is evicted (cheap, and hot entries come
-//! straight back).
+//! straight back). Precompressed sidecars are cached like files, under a key no request path
+//! can spell (the path, a NUL, the suffix); directories (listings) are never cached.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -23,6 +24,8 @@ pub enum Found {
     File(Arc<File>, Representation),
     /// See [`Lookup::Redirect`].
     Redirect,
+    /// See [`Lookup::Directory`]; never cached.
+    Directory(File),
     /// See [`Lookup::NotFound`].
     NotFound,
     /// See [`Lookup::Forbidden`].
@@ -66,7 +69,29 @@ impl FileCache {
         now: Instant,
         scratch: &mut Vec<u8>,
     ) -> Found {
-        let key = target.split(|&b| b == b'?').next().unwrap_or(target);
+        self.through(path_of(target), now, || root.lookup(target, scratch))
+    }
+
+    /// Resolves the sidecar of `target` with `suffix` (see [`Root::lookup_sidecar`]), from
+    /// the cache when a fresh entry exists; `key` is scratch space for the cache key.
+    pub fn lookup_sidecar(
+        &mut self,
+        root: &Root,
+        target: &[u8],
+        suffix: &str,
+        now: Instant,
+        scratch: &mut Vec<u8>,
+        key: &mut Vec<u8>,
+    ) -> Found {
+        key.clear();
+        key.extend_from_slice(path_of(target));
+        key.push(0);
+        key.extend_from_slice(suffix.as_bytes());
+        self.through(key, now, || root.lookup_sidecar(target, suffix, scratch))
+    }
+
+    /// The fresh entry under `key`, else what `resolve` finds (cached if it is a file).
+    fn through(&mut self, key: &[u8], now: Instant, resolve: impl FnOnce() -> Lookup) -> Found {
         if let Some(e) = self.map.get(key) {
             if now.saturating_duration_since(e.checked) < self.valid {
                 self.hits += 1;
@@ -74,7 +99,7 @@ impl FileCache {
             }
         }
         self.misses += 1;
-        match root.lookup(target, scratch) {
+        match resolve() {
             Lookup::File { file, rep } => {
                 let file = Arc::new(file);
                 if self.max > 0 {
@@ -93,6 +118,7 @@ impl FileCache {
                 self.map.remove(key);
                 match other {
                     Lookup::Redirect => Found::Redirect,
+                    Lookup::Directory { dir } => Found::Directory(dir),
                     Lookup::Forbidden => Found::Forbidden,
                     Lookup::BadRequest => Found::BadRequest,
                     Lookup::NotFound | Lookup::File { .. } => Found::NotFound,
@@ -118,6 +144,11 @@ impl FileCache {
     pub fn stats(&self) -> (u64, u64) {
         (self.hits, self.misses)
     }
+}
+
+/// The path part of a request target: everything before `?`.
+fn path_of(target: &[u8]) -> &[u8] {
+    target.split(|&b| b == b'?').next().unwrap_or(target)
 }
 
 #[cfg(test)]
@@ -197,5 +228,40 @@ mod tests {
         c.lookup(&root, b"/a.txt", now, &mut Vec::new());
         c.lookup(&root, b"/a.txt", now, &mut Vec::new());
         assert_eq!(c.stats(), (0, 2));
+    }
+
+    #[test]
+    fn sidecars_cached_apart_from_files() {
+        let (dir, root) = setup();
+        fs::write(dir.path().join("a.txt.gz"), "zipped").unwrap();
+        fs::create_dir(dir.path().join("d")).unwrap();
+        fs::write(dir.path().join("d/index.html.gz"), "index").unwrap();
+        fs::write(dir.path().join("d/.gz"), "a dotfile named .gz").unwrap();
+        let mut c = FileCache::new(8, Duration::from_secs(60));
+        let now = Instant::now();
+        let (s, key) = (&mut Vec::new(), &mut Vec::new());
+        assert_eq!(
+            len_of(c.lookup_sidecar(&root, b"/a.txt", ".gz", now, s, key)),
+            6
+        );
+        assert_eq!(len_of(c.lookup(&root, b"/a.txt", now, s)), 3);
+        assert_eq!(
+            len_of(c.lookup_sidecar(&root, b"/a.txt?x", ".gz", now, s, key)),
+            6
+        );
+        assert_eq!(c.stats(), (1, 2));
+        assert_eq!(
+            len_of(c.lookup_sidecar(&root, b"/d/", ".gz", now, s, key)),
+            5
+        );
+        assert!(matches!(
+            c.lookup(&root, b"/d/", now, s),
+            Found::Directory(_)
+        ));
+        assert!(matches!(
+            c.lookup_sidecar(&root, b"/a.txt", ".br", now, s, key),
+            Found::NotFound
+        ));
+        assert_eq!(c.map.len(), 3);
     }
 }

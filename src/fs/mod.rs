@@ -3,10 +3,12 @@
 //!
 //! [`path`] decodes and vets the target without touching the disk, [`root`] resolves it with
 //! `openat2(RESOLVE_BENEATH)` so the kernel, not string checks, guarantees nothing outside the
-//! root is ever opened, [`mime`] names the content type, and [`cache`] keeps hot files open. Lookups allocate nothing: the
-//! caller lends a scratch buffer that is reused from request to request.
+//! root is ever opened, [`mime`] names the content type, [`cache`] keeps hot files open, and
+//! [`listing`] renders directories without an index. Lookups allocate nothing: the caller
+//! lends a scratch buffer that is reused from request to request.
 
 pub mod cache;
+pub mod listing;
 pub mod mime;
 pub mod path;
 pub mod root;

@@ -45,8 +45,15 @@ pub enum Lookup {
     /// A directory requested without its trailing slash: the engine answers 301 to the slash
     /// form.
     Redirect,
-    /// Nothing to serve there (missing, hidden dotfile, directory without `index.html`, symlink
-    /// escaping the root, `ENOTDIR`, `ELOOP`...).
+    /// A directory without `index.html`, requested with its trailing slash: answered with a
+    /// listing where enabled, else 404. The lookup's scratch buffer holds the directory's
+    /// decoded path relative to the root (`.` for the root itself).
+    Directory {
+        /// The directory, opened with `O_PATH` (enough to resolve names beneath it).
+        dir: File,
+    },
+    /// Nothing to serve there (missing, hidden dotfile, symlink escaping the root, `ENOTDIR`,
+    /// `ELOOP`...).
     NotFound,
     /// Exists but may not be served (`EACCES`, or not a regular file: FIFO, socket, device).
     Forbidden,
@@ -70,6 +77,11 @@ impl Root {
             RESOLVE,
         )?;
         Ok(Root { dir, dotfiles })
+    }
+
+    /// Whether names starting with `.` are served (and listed).
+    pub fn dotfiles(&self) -> bool {
+        self.dotfiles
     }
 
     /// Resolves a request target (`/path?query`) to what should be answered. `scratch` is
@@ -100,6 +112,10 @@ impl Root {
                 }
                 Ok((_, index)) if index.is_dir() => Lookup::NotFound,
                 Ok(_) => Lookup::Forbidden,
+                Err(Lookup::NotFound) => {
+                    scratch.pop();
+                    Lookup::Directory { dir: handle }
+                }
                 Err(answer) => answer,
             };
         }
@@ -111,6 +127,45 @@ impl Root {
         }
         let name = &rel.to_bytes()[name_start..];
         open_regular(self.dir.as_fd(), rel, &meta, name)
+    }
+
+    /// Resolves the sidecar of a request target: the file `target` names (`index.html` for a
+    /// directory form), with `suffix` (e.g. `.gz`, never containing `/` or NUL) appended, as
+    /// [`Lookup::File`] when it is a regular file and `NotFound` otherwise. The same
+    /// resolution as [`Root::lookup`], so a sidecar can never be reached where its original
+    /// could not. Its `Content-Type` is the sidecar's own; callers send the original's.
+    pub fn lookup_sidecar(&self, target: &[u8], suffix: &str, scratch: &mut Vec<u8>) -> Lookup {
+        let Ok(decoded) = path::decode(target, scratch) else {
+            return Lookup::BadRequest;
+        };
+        if decoded.dotfile && !self.dotfiles {
+            return Lookup::NotFound;
+        }
+        if decoded.trailing_slash {
+            if scratch == b"." {
+                scratch.clear();
+            } else {
+                scratch.push(b'/');
+            }
+            scratch.extend_from_slice(INDEX.to_bytes());
+        }
+        scratch.extend_from_slice(suffix.as_bytes());
+        scratch.push(0);
+        let Ok(rel) = CStr::from_bytes_with_nul(scratch) else {
+            return Lookup::BadRequest;
+        };
+        match open_path(self.dir.as_fd(), rel) {
+            Ok((_, meta)) if meta.is_file() => {
+                open_regular(self.dir.as_fd(), rel, &meta, rel.to_bytes())
+            }
+            Ok(_) | Err(_) => Lookup::NotFound,
+        }
+    }
+
+    /// What `rel` (a NUL-terminated path relative to the root) resolves to beneath the root,
+    /// following symlinks that stay inside it; `None` when it escapes, dangles or is hidden.
+    pub(super) fn metadata_beneath(&self, rel: &CStr) -> Option<Metadata> {
+        open_path(self.dir.as_fd(), rel).ok().map(|(_, meta)| meta)
     }
 }
 
@@ -203,6 +258,7 @@ mod tests {
         let name = match got {
             Lookup::File { .. } => "File",
             Lookup::Redirect => "Redirect",
+            Lookup::Directory { .. } => "Directory",
             Lookup::NotFound => "NotFound",
             Lookup::Forbidden => "Forbidden",
             Lookup::BadRequest => "BadRequest",
@@ -294,14 +350,14 @@ mod tests {
         assert_eq!(rep.mime, "text/html; charset=utf-8");
         assert_eq!(file(&f, "/with/.").0, "<p>with</p>");
         assert_lookup(&f, "/without", "Redirect");
-        assert_lookup(&f, "/without/", "NotFound");
+        assert_lookup(&f, "/without/", "Directory");
         assert_lookup(&f, "/with/sub/", "NotFound");
     }
 
     #[test]
     fn root_index() {
         let f = fixture(false);
-        assert_lookup(&f, "/", "NotFound");
+        assert_lookup(&f, "/", "Directory");
         fs::write(f.dir.join("index.html"), "home").expect("write");
         assert_eq!(file(&f, "/").0, "home");
         assert_eq!(file(&f, "//?q").0, "home");
@@ -460,5 +516,57 @@ mod tests {
                 Lookup::NotFound
             ));
         }
+    }
+
+    #[test]
+    fn directory_lookup_leaves_its_path_in_scratch() {
+        let f = fixture(false);
+        fs::create_dir_all(f.dir.join("a/b c")).expect("mkdir");
+        let mut scratch = Vec::new();
+        for (target, rel) in [("/a/b%20c/", &b"a/b c"[..]), ("/", b"."), ("//a/./", b"a")] {
+            let got = f.root.lookup(target.as_bytes(), &mut scratch);
+            assert!(matches!(got, Lookup::Directory { .. }), "{target}: {got:?}");
+            assert_eq!(scratch, rel, "{target}");
+        }
+    }
+
+    #[test]
+    fn sidecars() {
+        let f = fixture(false);
+        fs::create_dir_all(f.dir.join("d/e")).expect("mkdir");
+        fs::write(f.dir.join("app.js"), "plain").expect("write");
+        fs::write(f.dir.join("app.js.gz"), "gzipped").expect("write");
+        fs::write(f.dir.join("index.html.br"), "root index").expect("write");
+        fs::write(f.dir.join("d/index.html.gz"), "dir index").expect("write");
+        fs::create_dir(f.dir.join("dir.js.gz")).expect("mkdir");
+        fs::write(f.dir.join(".env.gz"), "hidden").expect("write");
+        symlink("../secret.txt", f.dir.join("out.txt.gz")).expect("symlink");
+        let sidecar = |target: &str, suffix: &str| match f.root.lookup_sidecar(
+            target.as_bytes(),
+            suffix,
+            &mut Vec::new(),
+        ) {
+            Lookup::File { file, rep } => Some((io::read_to_string(file).expect("read"), rep)),
+            _ => None,
+        };
+        let (body, rep) = sidecar("/app.js?v=1", ".gz").expect("app.js.gz");
+        assert_eq!((body.as_str(), rep.len), ("gzipped", 7));
+        assert_eq!(sidecar("/", ".br").expect("root index").0, "root index");
+        assert_eq!(sidecar("/d/", ".gz").expect("dir index").0, "dir index");
+        assert_eq!(sidecar("/d/.", ".gz").expect("dir index").0, "dir index");
+        for (target, suffix) in [
+            ("/app.js", ".br"),
+            ("/dir.js", ".gz"),
+            ("/.env", ".gz"),
+            ("/out.txt", ".gz"),
+            ("/d/e/", ".gz"),
+        ] {
+            assert!(sidecar(target, suffix).is_none(), "{target}{suffix}");
+        }
+        assert!(matches!(
+            f.root
+                .lookup_sidecar(b"/../secret.txt", ".gz", &mut Vec::new()),
+            Lookup::BadRequest
+        ));
     }
 }

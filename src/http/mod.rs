@@ -9,8 +9,11 @@
 
 pub mod conditional;
 pub mod date;
+pub mod disposition;
 pub mod head;
 pub mod multipart;
+pub mod negotiate;
+pub mod query;
 pub mod range;
 pub mod request;
 pub mod response;
@@ -41,8 +44,9 @@ pub struct ETag {
 }
 
 impl ETag {
-    /// Longest tag we ever build: three 16-digit hex numbers, two dashes and two quotes.
-    pub const CAP: usize = 56;
+    /// Longest tag we ever build: three 16-digit hex numbers, two dashes and two quotes (52
+    /// bytes), plus room for a coding marker (see [`ETag::marked`]).
+    pub const CAP: usize = 64;
 
     /// Builds the tag `"<mtime hex>-<len hex>-<inode hex>"` (nginx uses mtime-len; the inode
     /// distinguishes a file replaced by another of the same size within the same second).
@@ -53,6 +57,22 @@ impl ETag {
         write!(cur, "\"{mtime:x}-{len:x}-{inode:x}\"").expect("ETag::CAP fits three u64s");
         let len = cur.position() as u8;
         ETag { bytes, len }
+    }
+
+    /// This tag with `-marker` added inside the quotes, e.g. `"5f1c-1000-2b1-gz"`: the tag of
+    /// a different representation (a precompressed variant) that must never compare equal to
+    /// this one. A marker that would not fit leaves the tag unchanged.
+    pub fn marked(&self, marker: &[u8]) -> ETag {
+        let mut tag = *self;
+        let end = usize::from(self.len) - 1;
+        let new_len = end + 1 + marker.len() + 1;
+        if new_len <= ETag::CAP {
+            tag.bytes[end] = b'-';
+            tag.bytes[end + 1..end + 1 + marker.len()].copy_from_slice(marker);
+            tag.bytes[new_len - 1] = b'"';
+            tag.len = new_len as u8;
+        }
+        tag
     }
 
     /// The tag as sent on the wire, quotes included.
@@ -168,5 +188,15 @@ mod tests {
         assert_eq!(tag.as_bytes().len(), 3 * 16 + 4);
         assert!(tag.as_bytes().len() <= ETag::CAP);
         assert_eq!(ETag::from_parts(1, 2, 3).as_bytes(), b"\"1-2-3\"");
+    }
+
+    #[test]
+    fn marked_etags_differ() {
+        let tag = ETag::from_parts(1, 2, 3);
+        assert_eq!(tag.marked(b"gz").as_bytes(), b"\"1-2-3-gz\"");
+        assert_ne!(tag.marked(b"gz"), tag);
+        let big = ETag::from_parts(u64::MAX, u64::MAX, u64::MAX);
+        assert_eq!(big.marked(b"zst").as_bytes().len(), 52 + 4);
+        assert_eq!(big.marked(&[b'x'; 20]), big, "too long to fit");
     }
 }

@@ -67,6 +67,12 @@ pub struct Request<'a> {
     pub referer: Option<&'a [u8]>,
     /// `User-Agent` (for the access log).
     pub user_agent: Option<&'a [u8]>,
+    /// `Accept` (directory listings: HTML or JSON); `None` when sent more than once, which
+    /// falls back to HTML.
+    pub accept: Option<&'a [u8]>,
+    /// `Accept-Encoding` (precompressed files); `None` when sent more than once, which falls
+    /// back to the unencoded file rather than joining the lines (that would allocate).
+    pub accept_encoding: Option<&'a [u8]>,
     /// Length of the request body announced by `Content-Length` (0 without one); the engine
     /// reads and discards that many bytes after the head before parsing the next request.
     pub body_len: u64,
@@ -186,6 +192,8 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parse<'a> {
         if_unmodified_since: f.if_unmodified_since.unique(),
         referer: f.referer.value,
         user_agent: f.user_agent.value,
+        accept: f.accept.unique(),
+        accept_encoding: f.accept_encoding.unique(),
         body_len,
         head_len,
     })
@@ -291,9 +299,11 @@ enum Field {
     IfUnmodifiedSince,
     Referer,
     UserAgent,
+    Accept,
+    AcceptEncoding,
 }
 
-const FIELDS: [(&str, Field); 12] = [
+const FIELDS: [(&str, Field); 14] = [
     ("host", Field::Host),
     ("content-length", Field::ContentLength),
     ("transfer-encoding", Field::TransferEncoding),
@@ -306,6 +316,8 @@ const FIELDS: [(&str, Field); 12] = [
     ("if-unmodified-since", Field::IfUnmodifiedSince),
     ("referer", Field::Referer),
     ("user-agent", Field::UserAgent),
+    ("accept", Field::Accept),
+    ("accept-encoding", Field::AcceptEncoding),
 ];
 
 fn classify(name: &str) -> Option<Field> {
@@ -353,6 +365,8 @@ struct Fields<'a> {
     if_unmodified_since: Once<'a>,
     referer: Once<'a>,
     user_agent: Once<'a>,
+    accept: Once<'a>,
+    accept_encoding: Once<'a>,
 }
 
 impl<'a> Fields<'a> {
@@ -379,6 +393,8 @@ impl<'a> Fields<'a> {
                 Some(Field::IfUnmodifiedSince) => f.if_unmodified_since.add(value),
                 Some(Field::Referer) => f.referer.add(value),
                 Some(Field::UserAgent) => f.user_agent.add(value),
+                Some(Field::Accept) => f.accept.add(value),
+                Some(Field::AcceptEncoding) => f.accept_encoding.add(value),
                 None => {}
             }
         }
@@ -431,6 +447,16 @@ mod tests {
         let first = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
         let both = format!("{first}GET /next HTTP/1.1\r\n");
         assert_eq!(ok(&both).head_len, first.len());
+    }
+
+    #[test]
+    fn negotiation_fields_kept_once() {
+        let req = ok("GET / HTTP/1.1\r\nHost: a\r\nAccept: application/json\r\nAccept-Encoding:  gzip, br \r\n\r\n");
+        assert_eq!(req.accept, Some(&b"application/json"[..]));
+        assert_eq!(req.accept_encoding, Some(&b"gzip, br"[..]));
+        let twice = "GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\nAccept-Encoding: br\r\nAccept: a/b\r\naccept: c/d\r\n\r\n";
+        let req = ok(twice);
+        assert_eq!((req.accept, req.accept_encoding), (None, None));
     }
 
     #[test]

@@ -52,6 +52,7 @@ const ALLOW: &[u8] = b"GET, HEAD, OPTIONS";
 pub fn file(
     req: &Request<'_>,
     rep: &Representation,
+    extra: &Extra<'_>,
     cx: &Context<'_>,
     out: &mut Vec<u8>,
     chunks: &mut Vec<Chunk>,
@@ -79,6 +80,7 @@ pub fn file(
             let keep_alive = persist(Status::NotModified, client, cx);
             let start = begin(Status::NotModified, cx, out);
             validators(rep, out);
+            out.extend_from_slice(extra.always);
             finish(keep_alive, client, start, out, chunks);
             return Planned {
                 status: Status::NotModified,
@@ -139,6 +141,8 @@ pub fn file(
     if let Body::Single(r) = body {
         content_range(out, r, rep.len);
     }
+    out.extend_from_slice(extra.always);
+    out.extend_from_slice(extra.content);
     finish(keep_alive, client, start, out, chunks);
 
     if head_only {
@@ -165,6 +169,57 @@ pub fn file(
         keep_alive,
         body_len,
     }
+}
+
+/// Answers GET or HEAD with 200 and a body made for this request (a directory listing):
+/// `len` bytes of `mime` held in a file. Such a body has no validators, so preconditions
+/// and `Range` are not evaluated (RFC 9110 §13.1 and §14.2 let a server ignore them); the
+/// caller says how it may be cached through `extra`.
+pub fn generated(
+    req: &Request<'_>,
+    mime: &[u8],
+    len: u64,
+    extra: &Extra<'_>,
+    cx: &Context<'_>,
+    out: &mut Vec<u8>,
+    chunks: &mut Vec<Chunk>,
+) -> Planned {
+    let client = Client {
+        keep_alive: req.keep_alive,
+        announce: req.version == Version::Http10,
+    };
+    let status = Status::Ok;
+    let keep_alive = persist(status, client, cx);
+    let start = begin(status, cx, out);
+    header(out, b"Content-Type", mime);
+    header_u64(out, b"Content-Length", len);
+    out.extend_from_slice(extra.always);
+    out.extend_from_slice(extra.content);
+    finish(keep_alive, client, start, out, chunks);
+    let body_len = if req.method == Method::Head { 0 } else { len };
+    if body_len > 0 {
+        chunks.push(Chunk::File {
+            offset: 0,
+            len: body_len,
+        });
+    }
+    Planned {
+        status,
+        keep_alive,
+        body_len,
+    }
+}
+
+/// Header lines a caller adds to a successful response, already formatted (`Name: value`
+/// and CRLF each), in two groups because a 304 carries only some of them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Extra<'a> {
+    /// Sent with 200, 206 and 304 (`Vary`, `Cache-Control`, CORS, configured headers): a
+    /// 304 must repeat what a cache would otherwise lose (RFC 9110 §15.4.5).
+    pub always: &'a [u8],
+    /// Sent with 200 and 206 only (`Content-Encoding`, `Content-Disposition`): they describe
+    /// the content, which a 304 has none of.
+    pub content: &'a [u8],
 }
 
 /// Shape of a successful file body.
@@ -486,6 +541,7 @@ mod tests {
         let planned = file(
             &req,
             &rep(len),
+            &Extra::default(),
             &cx(limits, server_keep_alive),
             &mut out,
             &mut chunks,
