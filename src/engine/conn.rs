@@ -94,6 +94,7 @@ impl Worker {
     ) -> Worker {
         let mut date = DateCache::new();
         date.update(std::time::SystemTime::now());
+        let pipes = PipePool::new(metrics.clone());
         Worker {
             handler,
             config,
@@ -104,7 +105,7 @@ impl Worker {
             metrics,
             top: TopFiles::new(TOP_FILES),
             scratch: Scratch::default(),
-            pipes: PipePool::default(),
+            pipes,
         }
     }
 
