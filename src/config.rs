@@ -60,6 +60,15 @@ pub enum BodyPath {
     Splice,
 }
 
+/// Format of the access-log lines (nginx `log_format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// nginx's predefined `combined` format.
+    Combined,
+    /// One JSON object per line, with the request time (see [`crate::engine::access_log`]).
+    Json,
+}
+
 /// Where the access log goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AccessLog {
@@ -154,6 +163,10 @@ struct Opts {
     /// `open_file_cache_valid`).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     open_file_cache_valid: Duration,
+    /// Format of the access log: nginx `combined`, or one JSON object per line with the
+    /// request time (nginx `log_format ... escape=json`).
+    #[arg(long, value_enum, default_value_t = LogFormat::Combined)]
+    access_log_format: LogFormat,
 }
 
 /// Validated configuration shared by all workers.
@@ -191,6 +204,8 @@ pub struct Config {
     pub open_file_cache: usize,
     /// Open-file cache revalidation period.
     pub open_file_cache_valid: Duration,
+    /// Access-log line format.
+    pub access_log_format: LogFormat,
 }
 
 /// What an invocation of the binary asks for.
@@ -305,6 +320,7 @@ impl Config {
             admin: opts.admin,
             open_file_cache: opts.open_file_cache,
             open_file_cache_valid: opts.open_file_cache_valid,
+            access_log_format: opts.access_log_format,
         })
     }
 }
@@ -846,6 +862,15 @@ mod tests {
                 assert!(toml.contains(&format!("{long} ")), "{long} not in {toml}");
             }
         }
+    }
+
+    #[test]
+    fn log_format() {
+        let c = serve(&[], &[]);
+        assert_eq!(c.access_log_format, LogFormat::Combined);
+        let c = serve(&[], &[("RINGSERVE_ACCESS_LOG_FORMAT", "json")]);
+        assert_eq!(c.access_log_format, LogFormat::Json);
+        assert!(parse(&["--access-log-format", "main"], &[]).is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Steady-state serving allocates nothing: a counting global allocator watches the whole
 //! per-request path of the engine — parse, open-file cache, response plan, `send` + `sendfile`
-//! — driven through the real connection driver on a real loopback socket.
+//! — driven through the real connection driver on a real loopback socket, with the access log
+//! off and with it writing JSON lines to a file.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -10,8 +11,8 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringserve::config::{AccessLog as LogDest, Config};
-use ringserve::engine::access_log::AccessLog;
+use ringserve::config::Config;
+use ringserve::engine::access_log::{AccessLog, Reopen};
 use ringserve::engine::conn::{Conn, Next, Worker};
 use ringserve::fs::{FileCache, Root};
 use ringserve::metrics::{WorkerHandle, WorkerMetrics};
@@ -55,28 +56,49 @@ static ALLOC: Counting = Counting;
 
 #[test]
 fn no_allocation_per_request_after_warm_up() {
+    assert_no_allocation(&["--access-log", "off"]);
+}
+
+#[test]
+fn no_allocation_per_request_with_json_access_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let log_arg = log.to_str().unwrap();
+    assert_no_allocation(&["--access-log", log_arg, "--access-log-format", "json"]);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.lines().count(), 1011, "one line per request");
+    assert!(text.lines().all(|l| l.contains("\"status\":200")));
+}
+
+/// Serves 1,000 warm requests under a configuration with `args` (and a root of its own),
+/// asserting that none allocates.
+fn assert_no_allocation(args: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("1k.bin"), vec![7u8; 1024]).unwrap();
     let root = dir.path().to_str().unwrap();
-    let config = Config::try_from_iter([
+    let base = [
         "ringserve",
         "--root",
         root,
-        "--access-log",
-        "off",
         "--keepalive-requests",
         "100000",
-    ])
-    .unwrap();
+    ];
+    let config = Config::try_from_iter(base.iter().chain(args)).unwrap();
     let handler = Handler::new(
         Root::open(dir.path(), false).unwrap(),
         FileCache::new(16, Duration::from_secs(3600)),
     );
     let metrics = WorkerMetrics::for_workers(1);
+    let log = AccessLog::open(
+        &config.access_log,
+        config.access_log_format,
+        Reopen::default(),
+    )
+    .unwrap();
     let mut w = Worker::new(
         handler,
         Arc::new(config),
-        AccessLog::open(&LogDest::Off).unwrap(),
+        log,
         WorkerHandle::new(&metrics, 0).unwrap(),
     );
 

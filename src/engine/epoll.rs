@@ -101,7 +101,8 @@ impl super::Backend for Epoll {
     }
 
     fn close(&mut self, key: TimerKey, reset: bool) {
-        if let Some(e) = self.conns.remove(key) {
+        if let Some(mut e) = self.conns.remove(key) {
+            e.conn.on_close(&mut self.w);
             self.w.metrics.conn_closed();
             if reset {
                 let _ = socket2::SockRef::from(e.conn.sock()).set_linger(Some(Duration::ZERO));
@@ -240,5 +241,15 @@ impl Epoll {
             return super::Backend::close(self, key, false);
         }
         self.conns.sync_timer(key);
+    }
+}
+
+impl Drop for Epoll {
+    /// Closes what a drain cut short through the usual path, so its access-log lines are
+    /// written.
+    fn drop(&mut self) {
+        for key in self.conns.keys() {
+            super::Backend::close(self, key, false);
+        }
     }
 }

@@ -6,6 +6,9 @@
 //! the kernel allows it, epoll + sendfile(2) otherwise — and runs one worker thread per core
 //! until SIGINT/SIGTERM, then drains. Both backends drive the same [`conn::Conn`] state
 //! machine; they differ only in how they learn that a socket is readable or writable.
+//!
+//! Signals are blocked in every thread and taken by one thread with `sigwait`, which turns
+//! each into a [`sys::SignalEvent`] and wakes the workers through their eventfds.
 
 pub mod access_log;
 mod bufring;
@@ -31,6 +34,8 @@ use crate::config::{AccessLog as LogDest, BackendChoice, Config};
 use crate::fs::{FileCache, Root};
 use crate::metrics::{Reject, WorkerHandle, WorkerMetrics};
 use crate::serve::Handler;
+use access_log::{AccessLog, Reopen};
+use sys::SignalEvent;
 
 use conn::Worker;
 use timer::TimerKey;
@@ -59,6 +64,9 @@ enum Chosen {
 
 /// Runs the server until SIGINT/SIGTERM and the drain that follows.
 pub fn run(config: Config) -> io::Result<()> {
+    // First of all, so that a SIGUSR1 from logrotate during start-up stays pending instead
+    // of killing the process.
+    sys::block_signals()?;
     let config = Arc::new(config);
     let root = |c: &Config| {
         Root::open(&c.root, c.dotfiles)
@@ -66,19 +74,16 @@ pub fn run(config: Config) -> io::Result<()> {
     };
     root(&config)?;
     let (listeners, bound) = bind_all(&config)?;
-    let chosen = choose_backend(config.backend)?;
 
-    sys::block_shutdown_signals()?;
     let shutdown = Shutdown::default();
+    let reopen = Reopen::default();
     let metrics = WorkerMetrics::for_workers(config.workers);
-    let (done_tx, done_rx) = mpsc::channel::<io::Result<()>>();
-    let (ready_tx, ready_rx) = mpsc::channel::<io::Result<String>>();
     let mut wakes = Vec::new();
-    let mut threads = Vec::new();
+    let mut setups = Vec::new();
     for (i, listeners) in listeners.into_iter().enumerate() {
         let wake = sys::eventfd()?;
         wakes.push(wake.try_clone()?);
-        let setup = WorkerSetup {
+        setups.push(WorkerSetup {
             listeners,
             wake,
             worker: Worker::new(
@@ -87,13 +92,20 @@ pub fn run(config: Config) -> io::Result<()> {
                     FileCache::new(config.open_file_cache, config.open_file_cache_valid),
                 ),
                 config.clone(),
-                access_log(&config.access_log)?,
+                access_log(&config, &reopen)?,
                 WorkerHandle::new(&metrics, i).ok_or_else(|| io::Error::other("worker index"))?,
             ),
             shutdown: shutdown.clone(),
             grace: config.grace,
             want_peer: config.access_log != LogDest::Off,
-        };
+        });
+    }
+    let chosen = choose_backend(config.backend)?;
+
+    let (done_tx, done_rx) = mpsc::channel::<io::Result<()>>();
+    let (ready_tx, ready_rx) = mpsc::channel::<io::Result<String>>();
+    let mut threads = Vec::new();
+    for (i, setup) in setups.into_iter().enumerate() {
         let (ready, done) = (ready_tx.clone(), done_tx.clone());
         let fallback = match &chosen {
             Chosen::Uring => None,
@@ -131,9 +143,14 @@ pub fn run(config: Config) -> io::Result<()> {
     let signals = shutdown.clone();
     std::thread::Builder::new()
         .name("ringserve-signals".into())
-        .spawn(move || {
-            sys::wait_for_shutdown_signal();
-            request_shutdown(&signals, &wakes);
+        .spawn(move || loop {
+            match sys::wait_signal() {
+                SignalEvent::Shutdown => return request_shutdown(&signals, &wakes),
+                SignalEvent::ReopenLogs => {
+                    reopen.request();
+                    wake_all(&wakes);
+                }
+            }
         })?;
 
     let mut first_error = None;
@@ -154,13 +171,18 @@ pub fn run(config: Config) -> io::Result<()> {
 
 fn request_shutdown(shutdown: &Shutdown, wakes: &[OwnedFd]) {
     shutdown.requested.store(true, Ordering::Release);
+    wake_all(wakes);
+}
+
+/// Wakes every worker, which then looks at the shutdown flag and its log's reopen request.
+fn wake_all(wakes: &[OwnedFd]) {
     for w in wakes {
         let _ = sys::eventfd_signal(w.as_fd());
     }
 }
 
-fn access_log(dest: &LogDest) -> io::Result<access_log::AccessLog> {
-    access_log::AccessLog::open(dest)
+fn access_log(config: &Config, reopen: &Reopen) -> io::Result<AccessLog> {
+    AccessLog::open(&config.access_log, config.access_log_format, reopen.clone())
         .map_err(|e| io::Error::new(e.kind(), format!("access log: {e}")))
 }
 

@@ -130,10 +130,28 @@ pub fn eventfd_drain(fd: BorrowedFd<'_>) {
     unsafe { libc::read(fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
 }
 
-/// Blocks SIGINT and SIGTERM in the calling thread (and so in threads it spawns afterwards),
-/// so that they are only ever received by [`wait_for_shutdown_signal`].
-pub fn block_shutdown_signals() -> io::Result<()> {
-    let set = shutdown_sigset();
+/// What a signal the server handles asks it to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignalEvent {
+    /// SIGINT or SIGTERM: stop accepting, let in-flight responses finish, exit.
+    Shutdown,
+    /// SIGUSR1: reopen the access-log files (nginx `-s reopen`, after logrotate).
+    ReopenLogs,
+}
+
+/// The signals the server handles and what each asks for; a new one is a line here and a
+/// variant of [`SignalEvent`].
+const HANDLED: [(libc::c_int, SignalEvent); 3] = [
+    (libc::SIGINT, SignalEvent::Shutdown),
+    (libc::SIGTERM, SignalEvent::Shutdown),
+    (libc::SIGUSR1, SignalEvent::ReopenLogs),
+];
+
+/// Blocks the handled signals in the calling thread (and so in threads it spawns
+/// afterwards), so that they are only ever received by [`wait_signal`]; until someone waits
+/// they stay pending instead of killing the process.
+pub fn block_signals() -> io::Result<()> {
+    let set = handled_sigset();
     // SAFETY: `set` is an initialised sigset_t; the old mask is not requested.
     let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
     if rc != 0 {
@@ -142,26 +160,29 @@ pub fn block_shutdown_signals() -> io::Result<()> {
     Ok(())
 }
 
-/// Waits until SIGINT or SIGTERM arrives (they must be blocked, see
-/// [`block_shutdown_signals`]); returns the signal number.
-pub fn wait_for_shutdown_signal() -> i32 {
-    let set = shutdown_sigset();
+/// Waits until a handled signal arrives (they must be blocked, see [`block_signals`]) and
+/// says what it asks for.
+pub fn wait_signal() -> SignalEvent {
+    let set = handled_sigset();
     let mut sig: libc::c_int = 0;
     loop {
         // SAFETY: `set` and `sig` are valid for the duration of the call.
         if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
-            return sig;
+            if let Some(&(_, event)) = HANDLED.iter().find(|(s, _)| *s == sig) {
+                return event;
+            }
         }
     }
 }
 
-fn shutdown_sigset() -> libc::sigset_t {
+fn handled_sigset() -> libc::sigset_t {
     // SAFETY: sigemptyset initialises the set before sigaddset reads it; both only touch `set`.
     unsafe {
         let mut set = std::mem::zeroed::<libc::sigset_t>();
         libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
+        for (sig, _) in HANDLED {
+            libc::sigaddset(&mut set, sig);
+        }
         set
     }
 }

@@ -7,7 +7,7 @@
 //! punted to an io-wq thread and fails on a full socket, so it would cost more than it saves.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
@@ -158,11 +158,7 @@ pub fn run(setup: WorkerSetup, info: RingInfo) -> io::Result<()> {
     for i in 0..u.listeners.len() {
         u.arm_accept(i);
     }
-    let wake = opcode::PollAdd::new(types::Fd(u.wake.as_raw_fd()), libc::POLLIN as u32)
-        .build()
-        .user_data(user_data(WAKE, NO_KEY));
-    // SAFETY: a poll references no user memory.
-    unsafe { u.push(&wake) };
+    u.arm_wake();
     super::drive(&mut u, &setup.shutdown, setup.grace)
 }
 
@@ -183,6 +179,7 @@ impl super::Backend for Uring {
         let Some(e) = self.conns.get_mut(key) else {
             return;
         };
+        e.conn.on_close(&mut self.w);
         if reset {
             let _ = socket2::SockRef::from(e.conn.sock()).set_linger(Some(Duration::ZERO));
         }
@@ -269,6 +266,15 @@ impl Uring {
         unsafe { self.push(&sqe) };
     }
 
+    /// Waits for the wake eventfd (shutdown, log reopen); re-armed each time it fires.
+    fn arm_wake(&mut self) {
+        let wake = opcode::PollAdd::new(types::Fd(self.wake.as_raw_fd()), libc::POLLIN as u32)
+            .build()
+            .user_data(user_data(WAKE, NO_KEY));
+        // SAFETY: a poll references no user memory.
+        unsafe { self.push(&wake) };
+    }
+
     fn arm_accept(&mut self, i: usize) {
         let e = opcode::AcceptMulti::new(types::Fd(self.listeners[i].as_raw_fd()))
             .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
@@ -316,7 +322,11 @@ impl Uring {
                 ACCEPT => self.on_accept(key.idx as usize, res, flags),
                 RECV => self.on_recv(key, res, flags),
                 POLL => self.on_poll(key),
-                _ => debug_assert!(kind == WAKE || kind == CANCEL),
+                WAKE => {
+                    super::sys::eventfd_drain(self.wake.as_fd());
+                    self.arm_wake();
+                }
+                _ => debug_assert!(kind == CANCEL),
             }
         }
         cqes.clear();
