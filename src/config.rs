@@ -167,6 +167,10 @@ struct Opts {
     /// request time (nginx `log_format ... escape=json`).
     #[arg(long, value_enum, default_value_t = LogFormat::Combined)]
     access_log_format: LogFormat,
+    /// User to run as once listeners, root, logs and admin socket are open (nginx `user`);
+    /// needs root unless it is the current user.
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
 }
 
 /// Validated configuration shared by all workers.
@@ -206,6 +210,8 @@ pub struct Config {
     pub open_file_cache_valid: Duration,
     /// Access-log line format.
     pub access_log_format: LogFormat,
+    /// User to switch to after start-up, if any.
+    pub user: Option<String>,
 }
 
 /// What an invocation of the binary asks for.
@@ -321,6 +327,7 @@ impl Config {
             open_file_cache: opts.open_file_cache,
             open_file_cache_valid: opts.open_file_cache_valid,
             access_log_format: opts.access_log_format,
+            user: opts.user,
         })
     }
 }
@@ -865,11 +872,13 @@ mod tests {
     }
 
     #[test]
-    fn log_format() {
+    fn log_format_and_user() {
         let c = serve(&[], &[]);
-        assert_eq!(c.access_log_format, LogFormat::Combined);
-        let c = serve(&[], &[("RINGSERVE_ACCESS_LOG_FORMAT", "json")]);
+        assert_eq!((c.access_log_format, c.user), (LogFormat::Combined, None));
+        let env = [("RINGSERVE_USER", "www-data")];
+        let c = serve(&["--access-log-format", "json"], &env);
         assert_eq!(c.access_log_format, LogFormat::Json);
+        assert_eq!(c.user.as_deref(), Some("www-data"));
         assert!(parse(&["--access-log-format", "main"], &[]).is_err());
     }
 

@@ -5,7 +5,10 @@ mod common;
 
 use common::*;
 use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
+use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
 backend_tests!(
@@ -13,6 +16,7 @@ backend_tests!(
     access_log_reopens_on_sigusr1,
     sigusr1_without_log_file_keeps_serving,
     cut_short_download_is_logged,
+    user_drops_root,
 );
 
 /// How long an idle server may take to exit after SIGTERM.
@@ -178,4 +182,130 @@ fn cut_short_download_is_logged(backend: Backend) {
         "body_bytes_sent {body}"
     );
     assert_eq!(lines[0]["status"], 200);
+}
+
+/// The numbers on the `key:` line (`Uid`, `Gid`, `Groups`) of `/proc/PID/status`.
+fn proc_ids(pid: &str, key: &str) -> Vec<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")));
+    let line = line.unwrap_or_else(|| panic!("no {key} in {status}"));
+    line.split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect()
+}
+
+/// Whether the tests run as root; the privilege tests are skipped (with a note) otherwise.
+fn is_root() -> bool {
+    let root = proc_ids("self", "Uid")[1] == 0;
+    if !root {
+        eprintln!("not running as root: privilege test skipped");
+    }
+    root
+}
+
+/// The user and group ids of `nobody`.
+fn nobody() -> (u32, u32) {
+    let id = |flag: &str| {
+        let out = Command::new("id").args([flag, "nobody"]).output().unwrap();
+        assert!(out.status.success(), "id {flag} nobody: {out:?}");
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    (id("-u"), id("-g"))
+}
+
+/// Asserts that the process failed with a `ringserve: error:` line containing `what`.
+fn assert_failed_with(status: ExitStatus, stderr: &[String], what: &str) {
+    assert!(!status.success(), "exit {status}; {stderr:?}");
+    assert!(
+        stderr
+            .iter()
+            .any(|l| l.starts_with("ringserve: error: ") && l.contains(what)),
+        "no error line with {what:?} in {stderr:?}"
+    );
+}
+
+fn user_drops_root(backend: Backend) {
+    if !is_root() {
+        return;
+    }
+    let (uid, gid) = nobody();
+    let corpus = Corpus::new();
+    let private = corpus.path("root-only.txt");
+    std::fs::write(&private, "only root may read this").unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let server = Server::start(backend, corpus.root(), &["--user", "nobody"]);
+    server.wait_line(&format!(
+        "ringserve: running as user nobody (uid {uid}, gid {gid})"
+    ));
+    let pid = server.pid().to_string();
+    assert_eq!(
+        proc_ids(&pid, "Uid"),
+        [uid; 4],
+        "real, effective, saved, fs"
+    );
+    assert_eq!(proc_ids(&pid, "Gid"), [gid; 4]);
+    assert!(
+        !proc_ids(&pid, "Groups").contains(&0),
+        "root's groups dropped"
+    );
+    let resp = server.fetch(&get(&format!("/{PAGE}")));
+    assert!(
+        resp.status == 200 && resp.body == corpus.read(PAGE),
+        "{resp:?}"
+    );
+    let denied = server.fetch(&get("/root-only.txt"));
+    assert_eq!(denied.status, 403, "files are opened as nobody: {denied:?}");
+    stop(server);
+}
+
+#[test]
+fn unknown_user_fails() {
+    let corpus = Corpus::new();
+    let args = ["--user", "no-such-user-ringserve"];
+    let (status, stderr) = Server::run_to_exit(Backend::Epoll, corpus.root(), &args, IO_TIMEOUT);
+    assert_failed_with(
+        status,
+        &stderr,
+        "--user no-such-user-ringserve: no user named",
+    );
+}
+
+/// A process that is not root can only "switch" to the user it already is.
+#[test]
+fn switching_users_needs_root() {
+    if !is_root() {
+        return;
+    }
+    let (uid, gid) = nobody();
+    let corpus = Corpus::new();
+    let outside = corpus.outside();
+    std::fs::set_permissions(outside, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let as_nobody = |user: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringserve"));
+        cmd.uid(uid)
+            .gid(gid)
+            .args(["--root", corpus.root().to_str().unwrap()]);
+        cmd.args([
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+            "--backend",
+            "epoll",
+        ]);
+        cmd.args(["--access-log", "off", "--user", user]);
+        cmd
+    };
+    let (status, stderr) = Server::command_to_exit(as_nobody("root"), IO_TIMEOUT);
+    assert_failed_with(status, &stderr, "only root can switch users");
+    let server = Server::start_command(as_nobody("nobody"), 1, 1);
+    server.wait_line("ringserve: already running as user nobody");
+    assert_eq!(server.fetch(&get(&format!("/{ONE}"))).body, b"x");
+    stop(server);
 }

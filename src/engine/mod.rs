@@ -7,6 +7,8 @@
 //! until SIGINT/SIGTERM, then drains. Both backends drive the same [`conn::Conn`] state
 //! machine; they differ only in how they learn that a socket is readable or writable.
 //!
+//! Start-up opens everything that may need root first — listeners, the root directory, log files, the admin socket — then drops
+//! to `--user`, and only then starts the workers, so no request is ever served as root.
 //! Signals are blocked in every thread and taken by one thread with `sigwait`, which turns
 //! each into a [`sys::SignalEvent`] and wakes the workers through their eventfds.
 
@@ -100,6 +102,21 @@ pub fn run(config: Config) -> io::Result<()> {
             want_peer: config.access_log != LogDest::Off,
         });
     }
+    let admin = match config.admin {
+        Some(addr) => Some((
+            admin::bind(addr)?,
+            AdminState {
+                metrics: metrics.clone(),
+                draining: shutdown.requested.clone(),
+                root: root(&config)?,
+                started: Instant::now(),
+            },
+        )),
+        None => None,
+    };
+    if let Some(name) = &config.user {
+        switch_user(name)?;
+    }
     let chosen = choose_backend(config.backend)?;
 
     let (done_tx, done_rx) = mpsc::channel::<io::Result<()>>();
@@ -130,14 +147,8 @@ pub fn run(config: Config) -> io::Result<()> {
     for addr in &bound {
         eprintln!("ringserve: listening on {addr}");
     }
-    if let Some(addr) = config.admin {
-        let state = AdminState {
-            metrics: metrics.clone(),
-            draining: shutdown.requested.clone(),
-            root: root(&config)?,
-            started: Instant::now(),
-        };
-        admin::spawn(addr, state)?;
+    if let Some((listener, state)) = admin {
+        admin::serve(listener, state)?;
     }
 
     let signals = shutdown.clone();
@@ -184,6 +195,20 @@ fn wake_all(wakes: &[OwnedFd]) {
 fn access_log(config: &Config, reopen: &Reopen) -> io::Result<AccessLog> {
     AccessLog::open(&config.access_log, config.access_log_format, reopen.clone())
         .map_err(|e| io::Error::new(e.kind(), format!("access log: {e}")))
+}
+
+/// Drops root for `--user NAME` and says so on stderr.
+fn switch_user(name: &str) -> io::Result<()> {
+    let with_name = |e: io::Error| io::Error::new(e.kind(), format!("--user {name}: {e}"));
+    let account = sys::lookup_user(name).map_err(with_name)?;
+    match sys::switch_user(&account).map_err(with_name)? {
+        sys::Switched::Dropped => eprintln!(
+            "ringserve: running as user {name} (uid {}, gid {})",
+            account.uid, account.gid
+        ),
+        sys::Switched::AlreadyUser => eprintln!("ringserve: already running as user {name}"),
+    }
+    Ok(())
 }
 
 fn worker_main(
