@@ -1,10 +1,18 @@
 //! Operations: access-log formats and reopening on SIGUSR1, lines for cut-short downloads,
 //! privilege dropping with `--user`, systemd socket activation, and the pipes gauge.
+//!
+//! Socket activation is tested without systemd: the test passes a socket as descriptor 3
+//! (`dup2` between fork and exec) and sets `LISTEN_FDS`; `LISTEN_PID` must be the server's
+//! own pid, known only after the fork, so a shell sets it to its `$$` and then `exec`s the
+//! server (as `systemd-socket-activate` does), which keeps the forked child free of anything
+//! but async-signal-safe calls.
 
 mod common;
 
 use common::*;
 use serde_json::Value;
+use std::net::{TcpListener, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -17,6 +25,7 @@ backend_tests!(
     sigusr1_without_log_file_keeps_serving,
     cut_short_download_is_logged,
     user_drops_root,
+    socket_activation_serves_on_passed_socket,
 );
 
 /// How long an idle server may take to exit after SIGTERM.
@@ -308,4 +317,122 @@ fn switching_users_needs_root() {
     server.wait_line("ringserve: already running as user nobody");
     assert_eq!(server.fetch(&get(&format!("/{ONE}"))).body, b"x");
     stop(server);
+}
+
+/// A command running the binary with `args` and descriptor `fd` of the test process as its
+/// descriptor 3, with `LISTEN_FDS=1` and, given `Some(pid)`, `LISTEN_PID=pid`, else
+/// `LISTEN_PID` set to the server's own pid.
+fn activated(fd: RawFd, listen_pid: Option<&str>, args: &[&str]) -> Command {
+    let bin = env!("CARGO_BIN_EXE_ringserve");
+    let mut cmd = match listen_pid {
+        Some(pid) => {
+            let mut cmd = Command::new(bin);
+            cmd.env("LISTEN_PID", pid);
+            cmd
+        }
+        None => {
+            let mut cmd = Command::new("/bin/sh");
+            cmd.args([
+                "-c",
+                "LISTEN_PID=$$; export LISTEN_PID; exec \"$0\" \"$@\"",
+                bin,
+            ]);
+            cmd
+        }
+    };
+    cmd.args(args).env("LISTEN_FDS", "1");
+    // SAFETY: the closure runs between fork and exec and makes only async-signal-safe calls
+    // (dup2, fcntl) on descriptors, touching no memory shared with the parent.
+    unsafe {
+        cmd.pre_exec(move || {
+            let rc = if fd == 3 {
+                // Already in place: only clear close-on-exec (dup2 would leave it set).
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, 3)
+            };
+            if rc < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+fn socket_activation_serves_on_passed_socket(backend: Backend) {
+    let corpus = Corpus::new();
+    let passed = TcpListener::bind("127.0.0.1:0").unwrap();
+    // The server must not bind --listen: this address is taken.
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_addr = busy.local_addr().unwrap().to_string();
+    let root = corpus.root().to_str().unwrap();
+    let args = [
+        "--root",
+        root,
+        "--listen",
+        &busy_addr,
+        "--workers",
+        "2",
+        "--backend",
+        backend.as_arg(),
+        "--access-log",
+        "off",
+    ];
+    let server = Server::start_command(activated(passed.as_raw_fd(), None, &args), 1, 2);
+    assert_eq!(server.addrs(), [passed.local_addr().unwrap()]);
+    server.wait_line("ringserve: serving on 1 socket(s) passed by the service manager");
+    // Connections queue on the one socket the workers share; every one is answered.
+    let conns: Vec<Conn> = (0..8).map(|_| server.connect()).collect();
+    for mut conn in conns {
+        let resp = conn.roundtrip(&get(&format!("/{PAGE}")));
+        assert!(
+            resp.status == 200 && resp.body == corpus.read(PAGE),
+            "{resp:?}"
+        );
+    }
+    stop(server);
+}
+
+/// Variables meant for another process (a parent's `LISTEN_PID`) are ignored.
+#[test]
+fn socket_activation_ignores_other_pids() {
+    let corpus = Corpus::new();
+    let passed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let root = corpus.root().to_str().unwrap();
+    let args = [
+        "--root",
+        root,
+        "--listen",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--backend",
+        "epoll",
+    ];
+    let cmd = activated(passed.as_raw_fd(), Some("1"), &args);
+    let server = Server::start_command(cmd, 1, 1);
+    assert_ne!(
+        server.addr(),
+        passed.local_addr().unwrap(),
+        "bound --listen instead"
+    );
+    assert_eq!(server.fetch(&get(&format!("/{ONE}"))).body, b"x");
+    stop(server);
+}
+
+/// Anything but a listening TCP socket as descriptor 3 is an error, not silently ignored.
+#[test]
+fn socket_activation_refuses_other_descriptors() {
+    let corpus = Corpus::new();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let root = corpus.root().to_str().unwrap();
+    let args = ["--root", root, "--workers", "1", "--backend", "epoll"];
+    let (status, stderr) =
+        Server::command_to_exit(activated(udp.as_raw_fd(), None, &args), IO_TIMEOUT);
+    assert_failed_with(
+        status,
+        &stderr,
+        "descriptor 3 is not a listening TCP socket",
+    );
 }

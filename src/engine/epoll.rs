@@ -23,6 +23,9 @@ const WAKE: u64 = 3;
 const RECV_BUF: usize = 16 * 1024;
 /// Connections accepted per listener event before other work gets a turn.
 const ACCEPT_BATCH: usize = 64;
+/// Listener interest. `EPOLLEXCLUSIVE` matters for sockets passed by systemd, which all
+/// workers share: a connection then wakes one worker, not all.
+const LISTEN_EVENTS: u32 = (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32;
 
 fn tag(kind: u64, key: TimerKey) -> u64 {
     kind << 56 | (key.gen as u64) << 32 | key.idx as u64
@@ -59,12 +62,7 @@ pub fn run(setup: WorkerSetup) -> io::Result<()> {
             idx: i as u32,
             gen: 0,
         };
-        sys::epoll_add(
-            ep.as_fd(),
-            l.as_fd(),
-            libc::EPOLLIN as u32,
-            tag(LISTENER, key),
-        )?;
+        sys::epoll_add(ep.as_fd(), l.as_fd(), LISTEN_EVENTS, tag(LISTENER, key))?;
     }
     let none = TimerKey { idx: 0, gen: 0 };
     sys::epoll_add(
@@ -139,7 +137,7 @@ impl super::Backend for Epoll {
                 let _ = sys::epoll_add(
                     self.ep.as_fd(),
                     l.as_fd(),
-                    libc::EPOLLIN as u32,
+                    LISTEN_EVENTS,
                     tag(LISTENER, key),
                 );
             }

@@ -7,12 +7,14 @@
 //! until SIGINT/SIGTERM, then drains. Both backends drive the same [`conn::Conn`] state
 //! machine; they differ only in how they learn that a socket is readable or writable.
 //!
-//! Start-up opens everything that may need root first — listeners, the root directory, log files, the admin socket — then drops
+//! Start-up opens everything that may need root first — listeners (or the sockets systemd
+//! passed, see [`activation`]), the root directory, log files, the admin socket — then drops
 //! to `--user`, and only then starts the workers, so no request is ever served as root.
 //! Signals are blocked in every thread and taken by one thread with `sigwait`, which turns
 //! each into a [`sys::SignalEvent`] and wakes the workers through their eventfds.
 
 pub mod access_log;
+mod activation;
 mod bufring;
 pub mod conn;
 mod conns;
@@ -69,13 +71,24 @@ pub fn run(config: Config) -> io::Result<()> {
     // First of all, so that a SIGUSR1 from logrotate during start-up stays pending instead
     // of killing the process.
     sys::block_signals()?;
+    let activated = activation::take()?;
     let config = Arc::new(config);
     let root = |c: &Config| {
         Root::open(&c.root, c.dotfiles)
             .map_err(|e| io::Error::new(e.kind(), format!("root {}: {e}", c.root.display())))
     };
     root(&config)?;
-    let (listeners, bound) = bind_all(&config)?;
+    let (listeners, bound) = match activated {
+        Some(sockets) => {
+            eprintln!(
+                "ringserve: serving on {} socket(s) passed by the service manager (--listen \
+                 ignored)",
+                sockets.len()
+            );
+            activation::share(sockets, config.workers)?
+        }
+        None => bind_all(&config)?,
+    };
 
     let shutdown = Shutdown::default();
     let reopen = Reopen::default();

@@ -3,7 +3,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// `RESOLVE_BENEATH`: refuse any resolution that would leave the directory fd (via `..`,
 /// absolute paths or symlinks).
@@ -432,6 +432,22 @@ pub fn switch_user(account: &Account) -> io::Result<Switched> {
         return Err(io::Error::other("user or group ids did not all change"));
     }
     Ok(Switched::Dropped)
+}
+
+/// Takes ownership of descriptor `fd`, inherited from the parent (socket activation),
+/// after checking that it is open.
+///
+/// # Safety
+/// Nothing else in the process may own or use `fd`: call it once per descriptor, at
+/// start-up, for descriptors the process did not open itself.
+pub unsafe fn adopt_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_GETFD only reads the descriptor's flags; it fails with EBADF if not open.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(e.kind(), format!("descriptor {fd}: {e}")));
+    }
+    // SAFETY: the descriptor is open and, by the caller's promise, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 #[cfg(test)]
