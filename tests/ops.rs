@@ -436,3 +436,30 @@ fn socket_activation_refuses_other_descriptors() {
         "descriptor 3 is not a listening TCP socket",
     );
 }
+
+/// `ringserve_pipes_in_use` counts the splice path's pooled pipes and stays 0 on sendfile.
+#[test]
+fn pipes_gauge_follows_the_splice_pool() {
+    let corpus = Corpus::new();
+    for (body, pipes) in [("sendfile", "0"), ("splice", "1")] {
+        let args = ["--admin", "127.0.0.1:0", "--body", body, "--workers", "1"];
+        let server = Server::start(Backend::Epoll, corpus.root(), &args);
+        let admin: std::net::SocketAddr = server
+            .wait_line("ringserve: admin listening on ")
+            .trim()
+            .parse()
+            .unwrap();
+        let resp = server.fetch(&get(&format!("/{MIB}")));
+        assert!(
+            resp.status == 200 && resp.body == corpus.read(MIB),
+            "{body}"
+        );
+        let metrics = Conn::connect(admin).roundtrip(&get("/metrics"));
+        let text = String::from_utf8(metrics.body).unwrap();
+        let gauge = text
+            .lines()
+            .find_map(|l| l.strip_prefix("ringserve_pipes_in_use "));
+        assert_eq!(gauge, Some(pipes), "--body {body}");
+        stop(server);
+    }
+}
