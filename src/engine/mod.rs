@@ -8,7 +8,7 @@
 //! machine; they differ only in how they learn that a socket is readable or writable.
 //!
 //! Start-up opens everything that may need root first — listeners (or the sockets systemd
-//! passed, see [`activation`]), the root directory, log files, the admin socket — then drops
+//! passed, see `activation`), the root directory, log files, the admin socket — then drops
 //! to `--user`, and only then starts the workers, so no request is ever served as root.
 //! Signals are blocked in every thread and taken by one thread with `sigwait`, which turns
 //! each into a [`sys::SignalEvent`] and wakes the workers through their eventfds.
