@@ -22,13 +22,11 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::{self, LogFormat};
+use crate::http::date::DateCache;
 use crate::http::{Request, Status, Version};
 
 /// Flush once this many bytes are buffered.
 const FLUSH_AT: usize = 32 * 1024;
-
-/// Last second formatted (9999-12-31T23:59:59Z); later clocks are clamped to it.
-const MAX_SECS: u64 = 253_402_300_799;
 
 /// A request to reopen the log files, shared by the signal thread and every worker's log.
 /// Each request bumps a generation; a log reopens when it sees a generation it has not seen.
@@ -62,6 +60,8 @@ pub struct AccessLog {
     time_local: [u8; 26],
     /// nginx `$time_iso8601`, e.g. `2026-11-24T09:45:12+00:00`, refreshed with `time_local`.
     time_iso: [u8; 25],
+    /// The current second as an HTTP date, which both of the above are rearranged from.
+    date: DateCache,
     second: u64,
     reopen: Reopen,
     /// Generation of `reopen` last acted on.
@@ -97,6 +97,7 @@ impl AccessLog {
             buf: Vec::with_capacity(capacity),
             time_local: [b' '; 26],
             time_iso: [b' '; 25],
+            date: DateCache::new(),
             second: u64::MAX,
             reopened: reopen.generation(),
             reopen,
@@ -126,7 +127,8 @@ impl AccessLog {
             return;
         }
         self.second = secs;
-        format_times(secs, &mut self.time_local, &mut self.time_iso);
+        self.date.update(now);
+        format_times(self.date.get(), &mut self.time_local, &mut self.time_iso);
         self.flush();
     }
 
@@ -395,54 +397,33 @@ fn escape_json(out: &mut Vec<u8>, s: &[u8]) {
     }
 }
 
-/// Formats `secs` since the epoch (UTC, the zone the server logs in) as nginx's
-/// `$time_local` (`06/Nov/1994:08:49:37 +0000`) and `$time_iso8601`
-/// (`1994-11-06T08:49:37+00:00`), without allocating.
-fn format_times(secs: u64, local: &mut [u8; 26], iso: &mut [u8; 25]) {
-    const MONTHS: [&[u8; 3]; 12] = [
+/// Rearranges an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) into nginx's `$time_local`
+/// (`06/Nov/1994:08:49:37 +0000`) and `$time_iso8601` (`1994-11-06T08:49:37+00:00`); the
+/// server logs in UTC.
+fn format_times(imf: &[u8], local: &mut [u8; 26], iso: &mut [u8; 25]) {
+    const MONTHS: [&[u8]; 12] = [
         b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
         b"Dec",
     ];
-    let secs = secs.min(MAX_SECS);
-    let (year, month, day) = civil_from_days(secs / 86_400);
-    let rem = secs % 86_400;
-    let (h, m, s) = (rem / 3600, rem / 60 % 60, rem % 60);
-    fn put(out: &mut [u8], n: u64) {
-        let mut n = n;
-        for b in out.iter_mut().rev() {
-            *b = b'0' + (n % 10) as u8;
-            n /= 10;
+    let (day, month, year, time) = (&imf[5..7], &imf[8..11], &imf[12..16], &imf[17..25]);
+    let number = MONTHS.iter().position(|m| *m == month).unwrap_or(0) + 1;
+    let month_digits = [b'0' + (number / 10) as u8, b'0' + (number % 10) as u8];
+    for (out, parts) in [
+        (
+            &mut local[..],
+            [day, b"/", month, b"/", year, b":", time, b" +0000"],
+        ),
+        (
+            &mut iso[..],
+            [year, b"-", &month_digits, b"-", day, b"T", time, b"+00:00"],
+        ),
+    ] {
+        let mut at = 0;
+        for part in parts {
+            out[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
         }
     }
-    local.copy_from_slice(b"00/Jan/0000:00:00:00 +0000");
-    put(&mut local[0..2], day);
-    local[3..6].copy_from_slice(MONTHS[month as usize - 1]);
-    put(&mut local[7..11], year);
-    put(&mut local[12..14], h);
-    put(&mut local[15..17], m);
-    put(&mut local[18..20], s);
-    iso.copy_from_slice(b"0000-00-00T00:00:00+00:00");
-    put(&mut iso[0..4], year);
-    put(&mut iso[5..7], month);
-    put(&mut iso[8..10], day);
-    put(&mut iso[11..13], h);
-    put(&mut iso[14..16], m);
-    put(&mut iso[17..19], s);
-}
-
-/// (year, month 1–12, day 1–31) of the `days`th day after 1970-01-01 (H. Hinnant's
-/// `civil_from_days`, for non-negative days).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
@@ -477,7 +458,7 @@ mod tests {
     }
 
     #[test]
-    fn times_match_httpdate() {
+    fn times_in_nginx_formats() {
         let (mut local, mut iso) = ([0; 26], [0; 25]);
         for (secs, want_local, want_iso) in [
             (0, "01/Jan/1970:00:00:00 +0000", "1970-01-01T00:00:00+00:00"),
@@ -492,32 +473,16 @@ mod tests {
                 "2000-02-29T23:59:59+00:00",
             ),
             (
-                u64::MAX,
-                "31/Dec/9999:23:59:59 +0000",
-                "9999-12-31T23:59:59+00:00",
+                1_796_000_000,
+                "30/Nov/2026:00:53:20 +0000",
+                "2026-11-30T00:53:20+00:00",
             ),
         ] {
-            format_times(secs, &mut local, &mut iso);
+            let mut date = DateCache::new();
+            date.update(UNIX_EPOCH + Duration::from_secs(secs));
+            format_times(date.get(), &mut local, &mut iso);
             assert_eq!(std::str::from_utf8(&local), Ok(want_local));
             assert_eq!(std::str::from_utf8(&iso), Ok(want_iso));
-        }
-        // Every day of four centuries agrees with httpdate.
-        for day in (0..146_097 * 2).step_by(7) {
-            let secs = day * 86_400 + 45_296;
-            format_times(secs, &mut local, &mut iso);
-            let http = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs));
-            let h = http.as_bytes();
-            let expect = [
-                &h[5..7],
-                b"/",
-                &h[8..11],
-                b"/",
-                &h[12..16],
-                b":",
-                &h[17..25],
-            ]
-            .concat();
-            assert_eq!(&local[..20], &expect[..], "{http}");
         }
     }
 
