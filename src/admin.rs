@@ -67,8 +67,19 @@ pub struct Admin {
 /// endpoints on a thread of its own. Bind errors are returned, so start-up can fail cleanly.
 /// Call it after the shutdown signals are blocked, so that the thread inherits the mask.
 pub fn spawn(addr: SocketAddr, state: AdminState) -> io::Result<Admin> {
-    let listener = TcpListener::bind(addr)
-        .map_err(|e| io::Error::new(e.kind(), format!("admin listener on {addr}: {e}")))?;
+    serve(bind(addr)?, state)
+}
+
+/// Binds the admin address; separate from [`serve`] so that the server can bind it before
+/// dropping privileges and serve only after.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .map_err(|e| io::Error::new(e.kind(), format!("admin listener on {addr}: {e}")))
+}
+
+/// Prints `ringserve: admin listening on ADDR` on stderr and serves the admin endpoints on
+/// `listener`, on a thread of its own (see [`spawn`]).
+pub fn serve(listener: TcpListener, state: AdminState) -> io::Result<Admin> {
     let admin = start(listener, state, REQUEST_TIMEOUT)?;
     eprintln!("ringserve: admin listening on {}", admin.addr);
     Ok(admin)

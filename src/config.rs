@@ -65,6 +65,15 @@ pub enum BodyPath {
     Splice,
 }
 
+/// Format of the access-log lines (nginx `log_format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// nginx's predefined `combined` format.
+    Combined,
+    /// One JSON object per line, with the request time (see [`crate::engine::access_log`]).
+    Json,
+}
+
 /// Where the access log goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AccessLog {
@@ -246,6 +255,14 @@ struct Opts {
     /// as `?download` does for any file); repeatable.
     #[arg(long, value_name = "GLOB", value_parser = content::parse_glob)]
     attachment: Vec<Glob>,
+    /// Format of the access log: nginx `combined`, or one JSON object per line with the
+    /// request time (nginx `log_format ... escape=json`).
+    #[arg(long, value_enum, default_value_t = LogFormat::Combined)]
+    access_log_format: LogFormat,
+    /// User to run as once listeners, root, logs and admin socket are open (nginx `user`);
+    /// needs root unless it is the current user.
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
 }
 
 /// Validated configuration shared by all workers.
@@ -287,6 +304,10 @@ pub struct Config {
     pub policy: policy::Settings,
     /// Listings, precompressed files and header rules (see [`crate::content`]).
     pub content: Arc<Content>,
+    /// Access-log line format.
+    pub access_log_format: LogFormat,
+    /// User to switch to after start-up, if any.
+    pub user: Option<String>,
 }
 
 /// What an invocation of the binary asks for.
@@ -458,6 +479,8 @@ impl Config {
                 cors: opts.cors,
                 attachment: opts.attachment,
             }),
+            access_log_format: opts.access_log_format,
+            user: opts.user,
         })
     }
 }
@@ -1126,6 +1149,17 @@ mod tests {
         }
         let err = parse(&[], &[("RINGSERVE_CORS", "ftp:/x")]).unwrap_err();
         assert!(err.contains("RINGSERVE_CORS"), "{err}");
+    }
+
+    #[test]
+    fn log_format_and_user() {
+        let c = serve(&[], &[]);
+        assert_eq!((c.access_log_format, c.user), (LogFormat::Combined, None));
+        let env = [("RINGSERVE_USER", "www-data")];
+        let c = serve(&["--access-log-format", "json"], &env);
+        assert_eq!(c.access_log_format, LogFormat::Json);
+        assert_eq!(c.user.as_deref(), Some("www-data"));
+        assert!(parse(&["--access-log-format", "main"], &[]).is_err());
     }
 
     #[test]

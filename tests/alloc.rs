@@ -1,6 +1,7 @@
 //! Steady-state serving allocates nothing: a counting global allocator watches the whole
 //! per-request path of the engine — parse, open-file cache, response plan, `send` + `sendfile`
-//! — driven through the real connection driver on a real loopback socket.
+//! — driven through the real connection driver on a real loopback socket, with the access log
+//! off and with it writing JSON lines to a file.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -10,8 +11,8 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringserve::config::{AccessLog as LogDest, Config};
-use ringserve::engine::access_log::AccessLog;
+use ringserve::config::Config;
+use ringserve::engine::access_log::{AccessLog, Reopen};
 use ringserve::engine::conn::{Conn, Next, Worker};
 use ringserve::fs::{FileCache, Root};
 use ringserve::metrics::{WorkerHandle, WorkerMetrics};
@@ -57,7 +58,20 @@ static ALLOC: Counting = Counting;
 #[test]
 fn no_allocation_per_request_after_warm_up() {
     let request = b"GET /1k.bin HTTP/1.1\r\nHost: x\r\nUser-Agent: t\r\n\r\n";
-    assert_eq!(warm_allocations(&[], request, 7), 0);
+    assert_eq!(warm_allocations(&["--access-log", "off"], request, 7), 0);
+}
+
+#[test]
+fn no_allocation_per_request_with_json_access_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let log_arg = log.to_str().unwrap();
+    let args = ["--access-log", log_arg, "--access-log-format", "json"];
+    let request = b"GET /1k.bin HTTP/1.1\r\nHost: x\r\nUser-Agent: t\r\n\r\n";
+    assert_eq!(warm_allocations(&args, request, 7), 0);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.lines().count(), 1011, "one line per request");
+    assert!(text.lines().all(|l| l.contains("\"status\":200")));
 }
 
 /// The content rules (a precompressed sidecar chosen by negotiation, a glob rule, CORS, an
@@ -65,6 +79,8 @@ fn no_allocation_per_request_after_warm_up() {
 #[test]
 fn no_allocation_with_content_rules() {
     let args = [
+        "--access-log",
+        "off",
         "--precompressed",
         "br,gzip",
         "--cache-control",
@@ -90,8 +106,6 @@ fn warm_allocations(args: &[&str], request: &[u8], body: u8) -> u64 {
         "ringserve",
         "--root",
         root,
-        "--access-log",
-        "off",
         "--keepalive-requests",
         "100000",
         // Policies on, none of them limiting: their per-request checks must not allocate.
@@ -110,10 +124,16 @@ fn warm_allocations(args: &[&str], request: &[u8], body: u8) -> u64 {
     )
     .with_content(config.content.clone());
     let metrics = WorkerMetrics::for_workers(1);
+    let log = AccessLog::open(
+        &config.access_log,
+        config.access_log_format,
+        Reopen::default(),
+    )
+    .unwrap();
     let mut w = Worker::new(
         handler,
         Arc::new(config),
-        AccessLog::open(&LogDest::Off).unwrap(),
+        log,
         policy,
         WorkerHandle::new(&metrics, 0).unwrap(),
     );

@@ -33,7 +33,7 @@ use crate::metrics::{BodyKind, Reject, TopFiles, WorkerHandle};
 use crate::policy::{Admission, Allowance, ConnPermit, Grant, Pacing, Policy, Refusal};
 use crate::serve::{Handler, Response, Scratch};
 
-use super::access_log::AccessLog;
+use super::access_log::{AccessLog, Record};
 use super::pipes::{Pipe, PipePool, PIPE_SIZE};
 use super::sys;
 use super::timer::Deadline;
@@ -113,6 +113,7 @@ impl Worker {
     ) -> Worker {
         let mut date = DateCache::new();
         date.update(std::time::SystemTime::now());
+        let pipes = PipePool::new(metrics.clone());
         Worker {
             handler,
             config,
@@ -125,7 +126,7 @@ impl Worker {
             metrics,
             top: TopFiles::new(TOP_FILES),
             scratch: Scratch::default(),
-            pipes: PipePool::default(),
+            pipes,
         }
     }
 
@@ -178,6 +179,8 @@ pub struct Conn {
     current: (Method, Status, Instant),
     /// Requests answered on this connection.
     served: u32,
+    /// Access-log fields of the current response, written once it is done.
+    record: Record,
     phase: Phase,
     /// The connection's deadline, kept in sync with the worker's timer queue.
     pub deadline: Deadline,
@@ -222,6 +225,7 @@ impl Conn {
             close_after: false,
             current: (Method::Other, Status::Ok, w.now),
             served: 0,
+            record: Record::default(),
             phase: Phase::Head,
             deadline,
         })
@@ -322,6 +326,24 @@ impl Conn {
         }
     }
 
+    /// The backend is closing the connection: a response cut short is logged with the bytes
+    /// it got out, and a pipe still lent is given back (the pool closes it if it holds bytes).
+    pub fn on_close(&mut self, w: &mut Worker) {
+        self.log_response(w);
+        if let Some(p) = self.pipe.take() {
+            w.pipes.give(p);
+        }
+    }
+
+    /// Writes the access-log line of the current response, if one is staged.
+    fn log_response(&mut self, w: &mut Worker) {
+        if self.record.is_staged() {
+            let (done, partial) = self.cursor;
+            let sent = response_len(&self.chunks[..done]) + partial;
+            w.log.write(&mut self.record, self.peer, sent);
+        }
+    }
+
     fn serve_pending(&mut self, w: &mut Worker) -> Next {
         let pending = std::mem::take(&mut self.pending);
         let (used, next) = self.serve(&pending, w);
@@ -396,11 +418,12 @@ impl Conn {
                             file: None,
                         },
                     };
-                    w.log.record(
-                        self.peer,
+                    w.log.stage(
+                        &mut self.record,
                         Some(&req),
                         resp.planned.status,
-                        resp.planned.body_len,
+                        (response_len(&self.chunks), resp.planned.body_len),
+                        w.now,
                     );
                     let status = resp.planned.status;
                     let download = matches!(status, Status::Ok | Status::PartialContent);
@@ -457,8 +480,9 @@ impl Conn {
             server: b"ringserve",
         };
         let planned = response::error(status, false, false, &cx, &mut self.out, &mut self.chunks);
+        let lens = (response_len(&self.chunks), planned.body_len);
         w.log
-            .record(self.peer, None, planned.status, planned.body_len);
+            .stage(&mut self.record, None, planned.status, lens, w.now);
         self.current = (Method::Other, planned.status, w.now);
         self.close_after = true;
     }
@@ -547,6 +571,7 @@ impl Conn {
             status.code(),
             w.now.saturating_duration_since(started),
         );
+        self.log_response(w);
         self.out.clear();
         self.chunks.clear();
         self.cursor = (0, 0);
@@ -606,6 +631,11 @@ fn splice(
         }
     }
     Ok((n, n < before))
+}
+
+/// Bytes of a whole response: head and body.
+fn response_len(chunks: &[Chunk]) -> u64 {
+    chunks.iter().map(|&c| chunk_len(c)).sum()
 }
 
 fn chunk_len(c: Chunk) -> u64 {

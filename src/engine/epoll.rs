@@ -23,6 +23,9 @@ const WAKE: u64 = 3;
 const RECV_BUF: usize = 16 * 1024;
 /// Connections accepted per listener event before other work gets a turn.
 const ACCEPT_BATCH: usize = 64;
+/// Listener interest. `EPOLLEXCLUSIVE` matters for sockets passed by systemd, which all
+/// workers share: a connection then wakes one worker, not all.
+const LISTEN_EVENTS: u32 = (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32;
 
 fn tag(kind: u64, key: TimerKey) -> u64 {
     kind << 56 | (key.gen as u64) << 32 | key.idx as u64
@@ -146,7 +149,8 @@ impl super::Backend for Epoll {
 impl Epoll {
     /// Closes a connection (`reset`: with RST).
     fn close(&mut self, key: TimerKey, reset: bool) {
-        if let Some(e) = self.conns.remove(key) {
+        if let Some(mut e) = self.conns.remove(key) {
+            e.conn.on_close(&mut self.w);
             self.w.metrics.conn_closed();
             if reset {
                 let _ = socket2::SockRef::from(e.conn.sock()).set_linger(Some(Duration::ZERO));
@@ -178,7 +182,7 @@ impl Epoll {
                     gen: 0,
                 };
                 let tag = tag(LISTENER, key);
-                sys::epoll_add(self.ep.as_fd(), l.as_fd(), libc::EPOLLIN as u32, tag)?;
+                sys::epoll_add(self.ep.as_fd(), l.as_fd(), LISTEN_EVENTS, tag)?;
             } else {
                 sys::epoll_del(self.ep.as_fd(), l.as_fd())?;
             }
@@ -271,6 +275,16 @@ impl Epoll {
             Next::Close => self.close(key, false),
             Next::Reset => self.close(key, true),
             Next::Read | Next::Write | Next::Sleep => self.conns.sync_timer(key),
+        }
+    }
+}
+
+impl Drop for Epoll {
+    /// Closes what a drain cut short through the usual path, so its access-log lines are
+    /// written.
+    fn drop(&mut self) {
+        for key in self.conns.keys() {
+            self.close(key, false);
         }
     }
 }

@@ -6,8 +6,15 @@
 //! the kernel allows it, epoll + sendfile(2) otherwise — and runs one worker thread per core
 //! until SIGINT/SIGTERM, then drains. Both backends drive the same [`conn::Conn`] state
 //! machine; they differ only in how they learn that a socket is readable or writable.
+//!
+//! Start-up opens everything that may need root first — listeners (or the sockets systemd
+//! passed, see `activation`), the root directory, log files, the admin socket — then drops
+//! to `--user`, and only then starts the workers, so no request is ever served as root.
+//! Signals are blocked in every thread and taken by one thread with `sigwait`, which turns
+//! each into a [`sys::SignalEvent`] and wakes the workers through their eventfds.
 
 pub mod access_log;
+mod activation;
 mod bufring;
 pub mod conn;
 mod conns;
@@ -32,6 +39,8 @@ use crate::fs::{FileCache, Root};
 use crate::metrics::{WorkerHandle, WorkerMetrics};
 use crate::policy::{self, Policy};
 use crate::serve::Handler;
+use access_log::{AccessLog, Reopen};
+use sys::SignalEvent;
 
 use conn::Worker;
 use timer::TimerKey;
@@ -62,28 +71,39 @@ enum Chosen {
 
 /// Runs the server until SIGINT/SIGTERM and the drain that follows.
 pub fn run(config: Config) -> io::Result<()> {
+    // First of all, so that a SIGUSR1 from logrotate during start-up stays pending instead
+    // of killing the process.
+    sys::block_signals()?;
+    let activated = activation::take()?;
     let config = Arc::new(config);
     let root = |c: &Config| {
         Root::open(&c.root, c.dotfiles)
             .map_err(|e| io::Error::new(e.kind(), format!("root {}: {e}", c.root.display())))
     };
     root(&config)?;
-    let (listeners, bound) = bind_all(&config)?;
-    let chosen = choose_backend(config.backend)?;
+    let (listeners, bound) = match activated {
+        Some(sockets) => {
+            eprintln!(
+                "ringserve: serving on {} socket(s) passed by the service manager (--listen \
+                 ignored)",
+                sockets.len()
+            );
+            activation::share(sockets, config.workers)?
+        }
+        None => bind_all(&config)?,
+    };
 
-    sys::block_shutdown_signals()?;
     let shutdown = Shutdown::default();
+    let reopen = Reopen::default();
     let metrics = WorkerMetrics::for_workers(config.workers);
     let shared = policy::Shared::new(&config.policy);
     let want_peer = config.access_log != LogDest::Off || config.policy.needs_peer();
-    let (done_tx, done_rx) = mpsc::channel::<io::Result<()>>();
-    let (ready_tx, ready_rx) = mpsc::channel::<io::Result<String>>();
     let mut wakes = Vec::new();
-    let mut threads = Vec::new();
+    let mut setups = Vec::new();
     for (i, listeners) in listeners.into_iter().enumerate() {
         let wake = sys::eventfd()?;
         wakes.push(wake.try_clone()?);
-        let setup = WorkerSetup {
+        setups.push(WorkerSetup {
             listeners,
             wake,
             worker: Worker::new(
@@ -93,7 +113,7 @@ pub fn run(config: Config) -> io::Result<()> {
                 )
                 .with_content(config.content.clone()),
                 config.clone(),
-                access_log(&config.access_log)?,
+                access_log(&config, &reopen)?,
                 Policy::new(config.policy.clone(), shared.clone()),
                 WorkerHandle::new(&metrics, i).ok_or_else(|| io::Error::other("worker index"))?,
             ),
@@ -101,7 +121,29 @@ pub fn run(config: Config) -> io::Result<()> {
             grace: config.grace,
             want_peer,
             max_conns: worker_share(config.policy.max_conns, config.workers, i),
-        };
+        });
+    }
+    let admin = match config.admin {
+        Some(addr) => Some((
+            admin::bind(addr)?,
+            AdminState {
+                metrics: metrics.clone(),
+                draining: shutdown.requested.clone(),
+                root: root(&config)?,
+                started: Instant::now(),
+            },
+        )),
+        None => None,
+    };
+    if let Some(name) = &config.user {
+        switch_user(name)?;
+    }
+    let chosen = choose_backend(config.backend)?;
+
+    let (done_tx, done_rx) = mpsc::channel::<io::Result<()>>();
+    let (ready_tx, ready_rx) = mpsc::channel::<io::Result<String>>();
+    let mut threads = Vec::new();
+    for (i, setup) in setups.into_iter().enumerate() {
         let (ready, done) = (ready_tx.clone(), done_tx.clone());
         let fallback = match &chosen {
             Chosen::Uring => None,
@@ -126,22 +168,21 @@ pub fn run(config: Config) -> io::Result<()> {
     for addr in &bound {
         eprintln!("ringserve: listening on {addr}");
     }
-    if let Some(addr) = config.admin {
-        let state = AdminState {
-            metrics: metrics.clone(),
-            draining: shutdown.requested.clone(),
-            root: root(&config)?,
-            started: Instant::now(),
-        };
-        admin::spawn(addr, state)?;
+    if let Some((listener, state)) = admin {
+        admin::serve(listener, state)?;
     }
 
     let signals = shutdown.clone();
     std::thread::Builder::new()
         .name("ringserve-signals".into())
-        .spawn(move || {
-            sys::wait_for_shutdown_signal();
-            request_shutdown(&signals, &wakes);
+        .spawn(move || loop {
+            match sys::wait_signal() {
+                SignalEvent::Shutdown => return request_shutdown(&signals, &wakes),
+                SignalEvent::ReopenLogs => {
+                    reopen.request();
+                    wake_all(&wakes);
+                }
+            }
         })?;
 
     let mut first_error = None;
@@ -162,14 +203,33 @@ pub fn run(config: Config) -> io::Result<()> {
 
 fn request_shutdown(shutdown: &Shutdown, wakes: &[OwnedFd]) {
     shutdown.requested.store(true, Ordering::Release);
+    wake_all(wakes);
+}
+
+/// Wakes every worker, which then looks at the shutdown flag and its log's reopen request.
+fn wake_all(wakes: &[OwnedFd]) {
     for w in wakes {
         let _ = sys::eventfd_signal(w.as_fd());
     }
 }
 
-fn access_log(dest: &LogDest) -> io::Result<access_log::AccessLog> {
-    access_log::AccessLog::open(dest)
+fn access_log(config: &Config, reopen: &Reopen) -> io::Result<AccessLog> {
+    AccessLog::open(&config.access_log, config.access_log_format, reopen.clone())
         .map_err(|e| io::Error::new(e.kind(), format!("access log: {e}")))
+}
+
+/// Drops root for `--user NAME` and says so on stderr.
+fn switch_user(name: &str) -> io::Result<()> {
+    let with_name = |e: io::Error| io::Error::new(e.kind(), format!("--user {name}: {e}"));
+    let account = sys::lookup_user(name).map_err(with_name)?;
+    match sys::switch_user(&account).map_err(with_name)? {
+        sys::Switched::Dropped => eprintln!(
+            "ringserve: running as user {name} (uid {}, gid {})",
+            account.uid, account.gid
+        ),
+        sys::Switched::AlreadyUser => eprintln!("ringserve: already running as user {name}"),
+    }
+    Ok(())
 }
 
 fn worker_main(

@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
@@ -175,11 +175,7 @@ pub fn run(setup: WorkerSetup, info: RingInfo) -> io::Result<()> {
         want_peer: setup.want_peer,
     };
     u.sync_accepts();
-    let wake = opcode::PollAdd::new(types::Fd(u.wake.as_raw_fd()), libc::POLLIN as u32)
-        .build()
-        .user_data(user_data(WAKE, NO_KEY));
-    // SAFETY: a poll references no user memory.
-    unsafe { u.push(&wake) };
+    u.arm_wake();
     super::drive(&mut u, &setup.shutdown, setup.grace)
 }
 
@@ -275,6 +271,7 @@ impl Uring {
         let Some(e) = self.conns.get_mut(key) else {
             return;
         };
+        e.conn.on_close(&mut self.w);
         if reset {
             let _ = socket2::SockRef::from(e.conn.sock()).set_linger(Some(Duration::ZERO));
         }
@@ -332,6 +329,15 @@ impl Uring {
         }
     }
 
+    /// Waits for the wake eventfd (shutdown, log reopen); re-armed each time it fires.
+    fn arm_wake(&mut self) {
+        let wake = opcode::PollAdd::new(types::Fd(self.wake.as_raw_fd()), libc::POLLIN as u32)
+            .build()
+            .user_data(user_data(WAKE, NO_KEY));
+        // SAFETY: a poll references no user memory.
+        unsafe { self.push(&wake) };
+    }
+
     fn arm_accept(&mut self, i: usize) {
         self.accepts[i] = Accept::On;
         let e = opcode::AcceptMulti::new(types::Fd(self.listeners[i].as_raw_fd()))
@@ -379,7 +385,11 @@ impl Uring {
                 ACCEPT => self.on_accept(key.idx as usize, res, flags),
                 RECV => self.on_recv(key, res, flags),
                 POLL => self.on_poll(key),
-                _ => debug_assert!(kind == WAKE || kind == CANCEL),
+                WAKE => {
+                    super::sys::eventfd_drain(self.wake.as_fd());
+                    self.arm_wake();
+                }
+                _ => debug_assert!(kind == CANCEL),
             }
         }
         cqes.clear();

@@ -106,9 +106,14 @@ struct Proc {
 impl Proc {
     /// Spawns the binary with `args`, stdin and stdout detached.
     fn spawn<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringserve"))
-            .args(args)
-            .envs(env.iter().copied())
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringserve"));
+        cmd.args(args).envs(env.iter().copied());
+        Proc::spawn_command(cmd)
+    }
+
+    /// Spawns `cmd`, stdin and stdout detached.
+    fn spawn_command(mut cmd: Command) -> Proc {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -861,14 +866,38 @@ impl Server {
         addrs: usize,
         workers: usize,
     ) -> Server {
-        let mut proc = Proc::spawn(args, env);
+        let what = format!("args {args:?}");
+        Server::start_proc(Proc::spawn(args, env), &what, addrs, workers)
+    }
+
+    /// Starts `cmd` (which runs the binary, maybe through a wrapper) and waits as
+    /// [`Server::start_exact`] does.
+    pub fn start_command(cmd: Command, addrs: usize, workers: usize) -> Server {
+        let what = format!("{cmd:?}");
+        Server::start_proc(Proc::spawn_command(cmd), &what, addrs, workers)
+    }
+
+    /// Runs `cmd` expecting it to exit within `timeout`; returns its exit status and stderr.
+    pub fn command_to_exit(cmd: Command, timeout: Duration) -> (ExitStatus, Vec<String>) {
+        let mut proc = Proc::spawn_command(cmd);
+        let Some(status) = proc.wait(timeout) else {
+            let _ = proc.kill();
+            panic!(
+                "still running after {timeout:?}; stderr:\n{}",
+                proc.stderr().join("\n")
+            );
+        };
+        (status, proc.stderr())
+    }
+
+    fn start_proc(mut proc: Proc, what: &str, addrs: usize, workers: usize) -> Server {
         let deadline = Instant::now() + START_TIMEOUT;
         let (mut found, mut started) = (Vec::new(), 0);
         while found.len() < addrs || started < workers {
             let Ok(line) = proc.next_line(deadline) else {
                 let status = proc.kill();
                 panic!(
-                    "server did not start (exit {status:?}); args {args:?}; stderr:\n{}",
+                    "server did not start (exit {status:?}); {what}; stderr:\n{}",
                     proc.stderr().join("\n")
                 );
             };
@@ -884,14 +913,21 @@ impl Server {
     /// Waits up to [`START_TIMEOUT`] for a stderr line starting with `prefix` and returns the
     /// rest of it.
     pub fn wait_line(&self, prefix: &str) -> String {
+        self.wait_lines(prefix, 1).remove(0)
+    }
+
+    /// Waits up to [`START_TIMEOUT`] for `n` stderr lines starting with `prefix` and returns
+    /// the rest of each.
+    pub fn wait_lines(&self, prefix: &str, n: usize) -> Vec<String> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            let found = self
+            let found: Vec<String> = self
                 .stderr_lines()
                 .iter()
-                .find_map(|l| l.strip_prefix(prefix).map(str::to_string));
-            if let Some(rest) = found {
-                return rest;
+                .filter_map(|l| l.strip_prefix(prefix).map(str::to_string))
+                .collect();
+            if found.len() >= n {
+                return found;
             }
             assert!(
                 Instant::now() < deadline,
