@@ -94,10 +94,56 @@ fn no_allocation_with_content_rules() {
     assert_eq!(warm_allocations(&args, request, 9), 0);
 }
 
-/// Serves `request` (answered with 1 KiB of `body` bytes: `1k.bin` holds 7s, its sidecar
-/// `1k.bin.gz` 9s) to one connection with the options `args`, and counts the heap
-/// allocations of 1,000 requests after a warm-up.
-fn warm_allocations(args: &[&str], request: &[u8], body: u8) -> u64 {
+/// A new connection per request (`Connection: close` churn) allocates nothing either once
+/// the worker is warm: response buffers come from the worker's pool, not from each connection.
+#[test]
+fn no_allocation_per_connection_after_warm_up() {
+    let request = b"GET /1k.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let (_dir, mut w) = worker(&["--access-log", "off"]);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut buf = [0u8; 4096];
+    let mut one_connection = |w: &mut Worker| {
+        let mut client = TcpStream::connect(addr).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let mut conn = Conn::new(OwnedFd::from(server), false, w).expect("admitted");
+        w.tick();
+        assert_eq!(conn.on_input(request, w), Next::Close);
+        conn.on_close(w);
+        drop(conn);
+        let mut got = 0;
+        loop {
+            match client.read(&mut buf[got..]).unwrap() {
+                0 => break,
+                n => got += n,
+            }
+        }
+        assert!(buf[..got].starts_with(b"HTTP/1.1 200 OK\r\n"));
+        assert!(buf[got - 1024..got].iter().all(|&b| b == 7));
+    };
+    for _ in 0..10 {
+        one_connection(&mut w);
+    }
+    COUNT.with(|c| c.set(0));
+    COUNTING.with(|c| c.set(true));
+    for _ in 0..200 {
+        one_connection(&mut w);
+    }
+    COUNTING.with(|c| c.set(false));
+    assert_eq!(
+        COUNT.with(Cell::get),
+        0,
+        "heap allocations in 200 connections"
+    );
+}
+
+/// A worker serving a fresh root holding `1k.bin` (1 KiB of 7s) and its sidecar `1k.bin.gz`
+/// (1 KiB of 9s), configured with `args` plus every policy switched on but never limiting.
+fn worker(args: &[&str]) -> (tempfile::TempDir, Worker) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("1k.bin"), vec![7u8; 1024]).unwrap();
     std::fs::write(dir.path().join("1k.bin.gz"), vec![9u8; 1024]).unwrap();
@@ -130,14 +176,20 @@ fn warm_allocations(args: &[&str], request: &[u8], body: u8) -> u64 {
         Reopen::default(),
     )
     .unwrap();
-    let mut w = Worker::new(
+    let w = Worker::new(
         handler,
         Arc::new(config),
         log,
         policy,
         WorkerHandle::new(&metrics, 0).unwrap(),
     );
+    (dir, w)
+}
 
+/// Serves `request` (answered with 1 KiB of `body` bytes) to one connection of a [`worker`]
+/// with the options `args`, and counts the heap allocations of 1,000 requests after a warm-up.
+fn warm_allocations(args: &[&str], request: &[u8], body: u8) -> u64 {
+    let (_dir, mut w) = worker(args);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     client

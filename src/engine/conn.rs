@@ -34,6 +34,7 @@ use crate::policy::{Admission, Allowance, ConnPermit, Grant, Pacing, Policy, Ref
 use crate::serve::{Handler, Response, Scratch};
 
 use super::access_log::{AccessLog, Record};
+use super::out_pool::{OutBuf, OutPool};
 use super::pipes::{Pipe, PipePool, PIPE_SIZE};
 use super::sys;
 use super::timer::Deadline;
@@ -100,6 +101,7 @@ pub struct Worker {
     top: TopFiles,
     scratch: Scratch,
     pipes: PipePool,
+    out_pool: OutPool,
 }
 
 impl Worker {
@@ -127,6 +129,7 @@ impl Worker {
             top: TopFiles::new(TOP_FILES),
             scratch: Scratch::default(),
             pipes,
+            out_pool: OutPool::default(),
         }
     }
 
@@ -161,10 +164,9 @@ pub struct Conn {
     pending: Vec<u8>,
     /// Request-body bytes still to read and discard.
     discard: u64,
-    /// Head and in-memory body bytes of the current response.
-    out: Vec<u8>,
-    /// Body layout of the current response, in send order.
-    chunks: Vec<Chunk>,
+    /// Head, in-memory body bytes and body layout of the current response; borrowed from the
+    /// worker's pool only while a response is in progress.
+    out: OutBuf,
     /// Index of the chunk being sent and bytes of it already sent.
     cursor: (usize, u64),
     /// The file behind the current response's `Chunk::File`s.
@@ -215,8 +217,7 @@ impl Conn {
             peer,
             pending: Vec::new(),
             discard: 0,
-            out: Vec::new(),
-            chunks: Vec::new(),
+            out: OutBuf::default(),
             cursor: (0, 0),
             file: None,
             pacing: None,
@@ -330,6 +331,7 @@ impl Conn {
     /// it got out, and a pipe still lent is given back (the pool closes it if it holds bytes).
     pub fn on_close(&mut self, w: &mut Worker) {
         self.log_response(w);
+        w.out_pool.give(std::mem::take(&mut self.out));
         if let Some(p) = self.pipe.take() {
             w.pipes.give(p);
         }
@@ -339,7 +341,7 @@ impl Conn {
     fn log_response(&mut self, w: &mut Worker) {
         if self.record.is_staged() {
             let (done, partial) = self.cursor;
-            let sent = response_len(&self.chunks[..done]) + partial;
+            let sent = response_len(&self.out.chunks[..done]) + partial;
             w.log.write(&mut self.record, self.peer, sent);
         }
     }
@@ -383,6 +385,7 @@ impl Conn {
                     let keep_alive = !w.draining
                         && !self.close_after
                         && self.served < w.config.keepalive_requests;
+                    self.borrow_out(w);
                     let checked = self.check(&req, w);
                     let cx = Context {
                         date: w.date.get(),
@@ -397,8 +400,8 @@ impl Conn {
                                 &cx,
                                 w.now,
                                 &mut w.scratch,
-                                &mut self.out,
-                                &mut self.chunks,
+                                &mut self.out.bytes,
+                                &mut self.out.chunks,
                             );
                             if resp.file.is_some() {
                                 self.pacing = w.policy.pacing(grant, w.now);
@@ -412,8 +415,8 @@ impl Conn {
                                 req.method == Method::Head,
                                 keep_alive && req.keep_alive && self.permit.is_some(),
                                 &cx,
-                                &mut self.out,
-                                &mut self.chunks,
+                                &mut self.out.bytes,
+                                &mut self.out.chunks,
                             ),
                             file: None,
                         },
@@ -422,7 +425,7 @@ impl Conn {
                         &mut self.record,
                         Some(&req),
                         resp.planned.status,
-                        (response_len(&self.chunks), resp.planned.body_len),
+                        (response_len(&self.out.chunks), resp.planned.body_len),
                         w.now,
                     );
                     let status = resp.planned.status;
@@ -473,18 +476,33 @@ impl Conn {
     }
 
     fn plan_error(&mut self, status: Status, w: &mut Worker) {
+        self.borrow_out(w);
         let cx = Context {
             date: w.date.get(),
             limits: &w.config.limits,
             keep_alive: false,
             server: b"ringserve",
         };
-        let planned = response::error(status, false, false, &cx, &mut self.out, &mut self.chunks);
-        let lens = (response_len(&self.chunks), planned.body_len);
+        let planned = response::error(
+            status,
+            false,
+            false,
+            &cx,
+            &mut self.out.bytes,
+            &mut self.out.chunks,
+        );
+        let lens = (response_len(&self.out.chunks), planned.body_len);
         w.log
             .stage(&mut self.record, None, planned.status, lens, w.now);
         self.current = (Method::Other, planned.status, w.now);
         self.close_after = true;
+    }
+
+    /// Takes response buffers from the worker's pool unless the connection holds some.
+    fn borrow_out(&mut self, w: &mut Worker) {
+        if self.out.bytes.capacity() == 0 {
+            self.out = w.out_pool.take();
+        }
     }
 
     /// Sets the deadline for waiting on a request: keep-alive idle when nothing of the next
@@ -506,12 +524,12 @@ impl Conn {
     /// socket is full.
     fn flush(&mut self, w: &mut Worker) -> io::Result<bool> {
         let sock = self.sock.as_fd();
-        while let Some(&chunk) = self.chunks.get(self.cursor.0) {
-            let more = self.cursor.0 + 1 < self.chunks.len();
+        while let Some(&chunk) = self.out.chunks.get(self.cursor.0) {
+            let more = self.cursor.0 + 1 < self.out.chunks.len();
             let done = self.cursor.1;
             let sent = match chunk {
                 Chunk::Mem { start, end } => {
-                    let buf = &self.out[start + done as usize..end];
+                    let buf = &self.out.bytes[start + done as usize..end];
                     sys::send(sock, buf, more).map(|n| (n, n < buf.len()))
                 }
                 Chunk::File { offset, len } => {
@@ -572,8 +590,7 @@ impl Conn {
             w.now.saturating_duration_since(started),
         );
         self.log_response(w);
-        self.out.clear();
-        self.chunks.clear();
+        w.out_pool.give(std::mem::take(&mut self.out));
         self.cursor = (0, 0);
         self.file = None;
         self.pacing = None;

@@ -19,6 +19,7 @@ mod bufring;
 pub mod conn;
 mod conns;
 mod epoll;
+mod out_pool;
 mod pipes;
 pub mod sys;
 pub mod timer;
