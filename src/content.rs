@@ -39,9 +39,22 @@ pub struct CacheRule {
 #[derive(Clone, Debug)]
 pub struct HeaderLine(Box<[u8]>);
 
-/// `--cors`: the complete `Access-Control-Allow-Origin` line.
+/// `--cors`: the lines every successful response carries (`Access-Control-Allow-Origin`,
+/// and `Access-Control-Expose-Headers` so that scripts can read the range and validator
+/// fields), and those a preflight `OPTIONS` answer carries besides.
 #[derive(Clone, Debug)]
-pub struct CorsOrigin(Box<[u8]>);
+pub struct CorsOrigin {
+    lines: Box<[u8]>,
+    preflight: Box<[u8]>,
+}
+
+/// What a cross-origin script may send and read: the methods served, the request fields of
+/// conditional and range requests, the response fields those answer with.
+const CORS_PREFLIGHT: &[u8] = b"Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n\
+Access-Control-Allow-Headers: Range, If-Range, If-Match, If-None-Match, If-Modified-Since, \
+If-Unmodified-Since\r\nAccess-Control-Max-Age: 86400\r\n";
+const CORS_EXPOSE: &[u8] =
+    b"Access-Control-Expose-Headers: Content-Range, Content-Length, Accept-Ranges, ETag\r\n";
 
 /// Everything the handler does beyond sending plain files, as configured.
 #[derive(Clone, Debug, Default)]
@@ -95,6 +108,18 @@ impl Content {
         }
     }
 
+    /// The fields of an `OPTIONS` answer: with `--cors`, a CORS preflight answer (allowed
+    /// origin, methods and request fields, cached for a day); otherwise none, and
+    /// `--add-header` lines either way.
+    pub fn options_headers(&self, out: &mut Vec<u8>) {
+        if let Some(cors) = &self.cors {
+            out.extend_from_slice(&cors.preflight);
+        }
+        for HeaderLine(line) in &self.add_headers {
+            out.extend_from_slice(line);
+        }
+    }
+
     /// Appends the headers of a successful listing: never stored without revalidation, and
     /// varying with `Accept`, plus CORS and added headers.
     pub fn listing_headers(&self, always: &mut Vec<u8>) {
@@ -103,8 +128,8 @@ impl Content {
     }
 
     fn common_headers(&self, always: &mut Vec<u8>) {
-        if let Some(CorsOrigin(line)) = &self.cors {
-            always.extend_from_slice(line);
+        if let Some(cors) = &self.cors {
+            always.extend_from_slice(&cors.lines);
         }
         for HeaderLine(line) in &self.add_headers {
             always.extend_from_slice(line);
@@ -188,7 +213,11 @@ pub fn parse_origin(s: &str) -> Result<CorsOrigin, String> {
             return Err(bad());
         }
     }
-    Ok(CorsOrigin(line("Access-Control-Allow-Origin", s)?))
+    let origin = line("Access-Control-Allow-Origin", s)?;
+    Ok(CorsOrigin {
+        lines: [&origin[..], CORS_EXPOSE].concat().into_boxed_slice(),
+        preflight: [&origin[..], CORS_PREFLIGHT].concat().into_boxed_slice(),
+    })
 }
 
 /// `name: value` and CRLF, the value trimmed, non-empty and free of control characters (so
@@ -249,7 +278,9 @@ mod tests {
         assert_eq!(
             always,
             "Cache-Control: public, max-age=31536000, immutable\r\n\
-             Access-Control-Allow-Origin: https://example.com\r\nX-Frame-Options: DENY\r\n"
+             Access-Control-Allow-Origin: https://example.com\r\n\
+             Access-Control-Expose-Headers: Content-Range, Content-Length, Accept-Ranges, ETag\r\n\
+             X-Frame-Options: DENY\r\n"
         );
         assert_eq!(content, "");
         let (always, _) = file_headers(&c, b"/index.html", false);

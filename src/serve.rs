@@ -123,7 +123,10 @@ impl Handler {
                     Found::BadRequest => error(Status::BadRequest, false, out, chunks),
                 }
             }
-            Method::Options => response::options(keep_alive, cx, out, chunks),
+            Method::Options => {
+                let extra = |out: &mut Vec<u8>| self.content.options_headers(out);
+                response::options(keep_alive, extra, cx, out, chunks)
+            }
             Method::Other => {
                 response::error(Status::MethodNotAllowed, false, keep_alive, cx, out, chunks)
             }

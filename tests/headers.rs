@@ -109,12 +109,30 @@ fn cors_origin(backend: Backend) {
         let mut conn = server.connect();
         let resp = conn.roundtrip(&get(&format!("/{ONE}")));
         assert_eq!(resp.header("Access-Control-Allow-Origin"), Some(origin));
+        assert!(resp.has_token("Access-Control-Expose-Headers", "Content-Range"));
         let resp = conn.roundtrip(&get("/missing"));
         assert_eq!(resp.header("Access-Control-Allow-Origin"), None);
+        // A preflight request is answered for any target, and its answer may be cached.
+        let preflight = [
+            "Origin: https://app.example.com",
+            "Access-Control-Request-Method: GET",
+            "Access-Control-Request-Headers: range",
+        ];
+        let resp = conn.roundtrip(&req("OPTIONS", &format!("/{MIB}"), &preflight));
+        assert_eq!(resp.status, 204, "{resp:?}");
+        assert_eq!(resp.header("Access-Control-Allow-Origin"), Some(origin));
+        assert!(resp.has_token("Access-Control-Allow-Methods", "GET"));
+        assert!(resp.has_token("Access-Control-Allow-Headers", "Range"));
+        assert_eq!(resp.header("Access-Control-Max-Age"), Some("86400"));
+        assert!(!resp.closes());
     }
     let server = Server::start(backend, corpus.root(), &[]);
     let resp = server.fetch(&get(&format!("/{ONE}")));
     assert_eq!(resp.header("Access-Control-Allow-Origin"), None);
+    let resp = server.fetch(&req("OPTIONS", "/", &["Origin: https://app.example.com"]));
+    assert_eq!(resp.status, 204);
+    assert_eq!(resp.header("Access-Control-Allow-Origin"), None);
+    assert_eq!(resp.header("Access-Control-Allow-Methods"), None);
 }
 
 fn downloads_named_correctly(backend: Backend) {

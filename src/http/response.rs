@@ -330,9 +330,11 @@ pub fn redirect(
     )
 }
 
-/// Answers OPTIONS (for any target, including `*`) with 204 and `Allow`.
+/// Answers OPTIONS (for any target, including `*`) with 204 and `Allow`; `extra` appends
+/// configured fields (a CORS preflight answer's).
 pub fn options(
     keep_alive: bool,
+    extra: impl FnOnce(&mut Vec<u8>),
     cx: &Context<'_>,
     out: &mut Vec<u8>,
     chunks: &mut Vec<Chunk>,
@@ -342,6 +344,7 @@ pub fn options(
     let keep_alive = persist(status, client, cx);
     let start = begin(status, cx, out);
     header(out, b"Allow", ALLOW);
+    extra(out);
     finish(keep_alive, client, start, out, chunks);
     Planned {
         status,
@@ -992,7 +995,7 @@ mod tests {
 
     #[test]
     fn options_response() {
-        let r = built(|cx, out, chunks| options(true, cx, out, chunks));
+        let r = built(|cx, out, chunks| options(true, |_| {}, cx, out, chunks));
         assert_eq!(
             r.planned,
             Planned {
@@ -1004,7 +1007,7 @@ mod tests {
         assert_eq!(r.field("Allow").as_deref(), Some("GET, HEAD, OPTIONS"));
         assert_eq!(r.field("Content-Length"), None);
         assert!(r.body().is_empty());
-        let r = built(|cx, out, chunks| options(false, cx, out, chunks));
+        let r = built(|cx, out, chunks| options(false, |_| {}, cx, out, chunks));
         assert_eq!(r.field("Connection").as_deref(), Some("close"));
     }
 }
