@@ -21,7 +21,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -49,8 +49,9 @@ pub struct AdminState {
     pub metrics: Arc<[WorkerMetrics]>,
     /// Set once the server starts draining (the engine's shutdown flag).
     pub draining: Arc<AtomicBool>,
-    /// The served root, opened as the workers open it (same dotfile rule), for `/api/v1/files`.
-    pub root: Root,
+    /// The served root, opened as the workers open it (same dotfile rule), for `/api/v1/files`;
+    /// replaced when a reload opens the root again.
+    pub root: Arc<Mutex<Root>>,
     /// When the server started, for the uptime.
     pub started: Instant,
 }
@@ -296,7 +297,12 @@ fn file(query: &str, state: &AdminState) -> Reply {
     let Some(path) = metrics::canonical_path(target.as_bytes(), &mut scratch) else {
         return Reply::error(400, "bad path");
     };
-    match state.root.lookup(target.as_bytes(), &mut scratch) {
+    let found = state
+        .root
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .lookup(target.as_bytes(), &mut scratch);
+    match found {
         Lookup::File { rep, .. } => {
             let downloads = metrics::top_files(&state.metrics)
                 .into_iter()
@@ -346,7 +352,7 @@ mod tests {
         let state = AdminState {
             metrics: all,
             draining: Arc::default(),
-            root: Root::open(dir.path(), false).unwrap(),
+            root: Arc::new(Mutex::new(Root::open(dir.path(), false).unwrap())),
             started: Instant::now(),
         };
         Fixture { _dir: dir, state }

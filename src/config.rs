@@ -11,6 +11,11 @@
 //! set is skipped, and an environment variable hides the file's key. Precedence (flag >
 //! environment > file > default) thus holds by construction, and the environment is passed
 //! in as a function so tests never touch the process environment.
+//!
+//! A running server reads its configuration again on SIGHUP ([`Sources::load`]): the saved
+//! command line, the environment and the files, through the same path as at start-up, so a
+//! reload accepts exactly what a restart would. [`Config::reloaded`] then keeps the options
+//! that only a restart can change ([`RESTART_ONLY`]) at their running values.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -352,11 +357,7 @@ impl Action {
         match Action::parse(std::env::args_os(), &|name| std::env::var_os(name)) {
             Ok(action) => Ok(action),
             Err(e) if !e.use_stderr() => e.exit(),
-            Err(e) => {
-                let text = e.to_string();
-                let line = text.lines().next().unwrap_or("invalid arguments");
-                Err(line.trim_start_matches("error: ").to_string())
-            }
+            Err(e) => Err(one_line(&e)),
         }
     }
 
@@ -410,7 +411,66 @@ impl Action {
     }
 }
 
+/// Where a server's configuration comes from: its command line, saved at start-up, and the
+/// process environment and files (`--config`, `--deny-file`, `--secure-link-secret-file`),
+/// read again by every [`Sources::load`].
+#[derive(Clone, Debug)]
+pub struct Sources {
+    args: Vec<OsString>,
+}
+
+impl Sources {
+    /// The command line of this process.
+    pub fn of_process() -> Sources {
+        Sources {
+            args: std::env::args_os().collect(),
+        }
+    }
+
+    /// Parses and checks the serving configuration again, as at start-up (the root is not
+    /// opened here); an error is one line.
+    pub fn load(&self) -> Result<Config, String> {
+        match Action::parse(self.args.iter().cloned(), &|name| std::env::var_os(name)) {
+            Ok(Action::Serve(config)) => Ok(config),
+            Ok(_) => Err("the command line does not start a server".into()),
+            Err(e) => Err(one_line(&e)),
+        }
+    }
+}
+
+/// Options a running server cannot change, by flag name: its listening sockets, worker
+/// threads, backend, body path, admin listener and user are set up once, at start-up.
+pub const RESTART_ONLY: [&str; 6] = ["listen", "workers", "backend", "body", "admin", "user"];
+
 impl Config {
+    /// `new`, read for a reload of a server running with `self`, with the [`RESTART_ONLY`]
+    /// options put back to their running values; also returns the names of those that
+    /// differed. Fails if the result does not hold together (`--max-conns` below the running
+    /// number of workers).
+    pub fn reloaded(&self, mut new: Config) -> Result<(Config, Vec<&'static str>), String> {
+        fn keep<T: PartialEq + Clone>(
+            name: &'static str,
+            running: &T,
+            new: &mut T,
+            kept: &mut Vec<&'static str>,
+        ) {
+            if running != new {
+                new.clone_from(running);
+                kept.push(name);
+            }
+        }
+        let mut kept = Vec::new();
+        let [listen, workers, backend, body, admin, user] = RESTART_ONLY;
+        keep(listen, &self.listen, &mut new.listen, &mut kept);
+        keep(workers, &self.workers, &mut new.workers, &mut kept);
+        keep(backend, &self.backend, &mut new.backend, &mut kept);
+        keep(body, &self.body, &mut new.body, &mut kept);
+        keep(admin, &self.admin, &mut new.admin, &mut kept);
+        keep(user, &self.user, &mut new.user, &mut kept);
+        check_max_conns(new.policy.max_conns, new.workers)?;
+        Ok((new, kept))
+    }
+
     /// Parses an explicit argument list (the first item is the program name), ignoring the
     /// process environment.
     pub fn try_from_iter<I, T>(args: I) -> Result<Config, clap::Error>
@@ -491,12 +551,7 @@ fn policy_settings(
     matches: &ArgMatches,
     workers: usize,
 ) -> Result<policy::Settings, String> {
-    if opts.max_conns != 0 && opts.max_conns < workers {
-        return Err(format!(
-            "--max-conns {} is below the number of workers ({workers}): each worker needs one",
-            opts.max_conns
-        ));
-    }
+    check_max_conns(opts.max_conns, workers)?;
     let mut rules = Rules::parse(ordered_rules(opts, matches))?;
     if let Some(path) = &opts.deny_file {
         let text = std::fs::read_to_string(path)
@@ -527,6 +582,17 @@ fn policy_settings(
         rules,
         secure_link,
     })
+}
+
+/// A connection cap (0: none) must leave each of the `workers` at least one connection.
+fn check_max_conns(max_conns: usize, workers: usize) -> Result<(), String> {
+    if max_conns != 0 && max_conns < workers {
+        return Err(format!(
+            "--max-conns {max_conns} is below the number of workers ({workers}): each worker \
+             needs one"
+        ));
+    }
+    Ok(())
 }
 
 /// The `--allow` and `--deny` values merged in the order they were given. Values from the
@@ -841,6 +907,13 @@ fn toml_scalar(s: &str) -> toml::Value {
         Ok(i) if i.to_string() == s => toml::Value::Integer(i),
         _ => toml::Value::String(s.to_string()),
     }
+}
+
+/// The first line of a clap error, without its `error: ` prefix.
+fn one_line(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let line = text.lines().next().unwrap_or("invalid arguments");
+    line.trim_start_matches("error: ").to_string()
 }
 
 /// A clap error carrying a one-line message from configuration checks.
@@ -1160,6 +1233,42 @@ mod tests {
         assert_eq!(c.access_log_format, LogFormat::Json);
         assert_eq!(c.user.as_deref(), Some("www-data"));
         assert!(parse(&["--access-log-format", "main"], &[]).is_err());
+    }
+
+    #[test]
+    fn reload_keeps_restart_only_options() {
+        let running = serve(&["--workers", "2", "--listen", "127.0.0.1:1"], &[]);
+        let new = serve(
+            &[
+                "--workers",
+                "3",
+                "--listen",
+                "127.0.0.1:2",
+                "--body",
+                "splice",
+                "--limit-rate",
+                "1m",
+                "--root",
+                "/elsewhere",
+            ],
+            &[],
+        );
+        let (merged, kept) = running.reloaded(new).unwrap();
+        assert_eq!(kept, ["listen", "workers", "body"]);
+        assert_eq!((merged.workers, merged.body), (2, BodyPath::Sendfile));
+        assert_eq!(merged.listen, running.listen);
+        assert_eq!(merged.policy.limit_rate, 1 << 20, "reloadable");
+        assert_eq!(merged.root, Path::new("/elsewhere"), "reloadable");
+        let (_, kept) = running.reloaded(running.clone()).unwrap();
+        assert!(kept.is_empty());
+        let capped = serve(&["--workers", "1", "--max-conns", "1"], &[]);
+        let err = running.reloaded(capped).unwrap_err();
+        assert!(err.contains("below the number of workers (2)"), "{err}");
+        let cmd = Cli::command();
+        for name in RESTART_ONLY {
+            let known = cmd.get_arguments().any(|a| a.get_long() == Some(name));
+            assert!(known, "{name} is not an option");
+        }
     }
 
     #[test]

@@ -4,12 +4,14 @@
 
 use std::process::ExitCode;
 
-use ringserve::config::Action;
+use ringserve::config::{Action, Sources};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Saved before anything else: a SIGHUP reads the configuration again from these.
+    let sources = Sources::of_process();
     let action = match Action::from_env() {
         Ok(action) => action,
         Err(e) => {
@@ -18,7 +20,7 @@ fn main() -> ExitCode {
         }
     };
     match action {
-        Action::Serve(config) => match ringserve::engine::run(config) {
+        Action::Serve(config) => match ringserve::engine::run(config, sources) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ringserve: error: {e}");

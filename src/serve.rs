@@ -15,7 +15,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::content::Content;
 use crate::fs::listing::{Format, Listing};
@@ -72,6 +72,21 @@ impl Handler {
     /// This handler with listings, precompressed files and header rules as configured.
     pub fn with_content(self, content: Arc<Content>) -> Handler {
         Handler { content, ..self }
+    }
+
+    /// Serves from `root` with `content` from now on, through an emptied open-file cache of
+    /// `cache_max` entries trusted for `cache_valid` (a configuration reload). Responses under
+    /// way keep the files they are sending.
+    pub fn reload(
+        &mut self,
+        root: Root,
+        content: Arc<Content>,
+        cache_max: usize,
+        cache_valid: Duration,
+    ) {
+        self.root = root;
+        self.content = content;
+        self.cache.reset(cache_max, cache_valid);
     }
 
     /// Open-file cache hits and misses so far.

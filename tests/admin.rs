@@ -14,7 +14,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The body of `GET target` on `addr` parsed as the API envelope, with the HTTP status.
@@ -112,7 +112,7 @@ fn library_listener_endpoints() {
     let state = AdminState {
         metrics: Arc::clone(&all),
         draining: Arc::clone(&draining),
-        root: Root::open(corpus.root(), false).unwrap(),
+        root: Arc::new(Mutex::new(Root::open(corpus.root(), false).unwrap())),
         started: Instant::now(),
     };
     let admin = admin::spawn("127.0.0.1:0".parse().unwrap(), state).expect("admin listener");
@@ -163,7 +163,7 @@ fn dummy_state(corpus: &Corpus) -> AdminState {
     AdminState {
         metrics: WorkerMetrics::for_workers(1),
         draining: Arc::default(),
-        root: Root::open(corpus.root(), false).unwrap(),
+        root: Arc::new(Mutex::new(Root::open(corpus.root(), false).unwrap())),
         started: Instant::now(),
     }
 }

@@ -82,7 +82,7 @@ pub fn run(setup: WorkerSetup) -> io::Result<()> {
         listeners: setup.listeners,
     };
     e.sync_listeners()?;
-    super::drive(&mut e, &setup.shutdown, setup.grace)
+    super::drive(&mut e, &setup.shutdown, setup.reload)
 }
 
 impl super::Backend for Epoll {
@@ -143,6 +143,12 @@ impl super::Backend for Epoll {
             }
         }
         Ok(0)
+    }
+
+    fn set_limits(&mut self, max_conns: usize, want_peer: bool) {
+        self.max_conns = max_conns;
+        self.want_peer = want_peer;
+        let _ = self.sync_listeners();
     }
 }
 

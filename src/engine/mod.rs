@@ -11,7 +11,9 @@
 //! passed, see `activation`), the root directory, log files, the admin socket — then drops
 //! to `--user`, and only then starts the workers, so no request is ever served as root.
 //! Signals are blocked in every thread and taken by one thread with `sigwait`, which turns
-//! each into a [`sys::SignalEvent`] and wakes the workers through their eventfds.
+//! each into a [`sys::SignalEvent`] and wakes the workers through their eventfds. On SIGHUP
+//! that thread reads and checks the configuration again and hands it to the workers, which
+//! swap it in between two loop turns (see [`reload`]).
 
 pub mod access_log;
 mod activation;
@@ -21,6 +23,7 @@ mod conns;
 mod epoll;
 mod out_pool;
 mod pipes;
+pub mod reload;
 pub mod sys;
 pub mod timer;
 mod uring;
@@ -29,18 +32,19 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::admin::{self, AdminState};
-use crate::config::{AccessLog as LogDest, BackendChoice, Config};
+use crate::config::{AccessLog as LogDest, BackendChoice, Config, Sources};
 use crate::fs::{FileCache, Root};
 use crate::metrics::{WorkerHandle, WorkerMetrics};
 use crate::policy::{self, Policy};
 use crate::serve::Handler;
 use access_log::{AccessLog, Reopen};
+use reload::{Reloader, Reloads, Update, Watch};
 use sys::SignalEvent;
 
 use conn::Worker;
@@ -58,7 +62,7 @@ pub struct WorkerSetup {
     wake: OwnedFd,
     worker: Worker,
     shutdown: Shutdown,
-    grace: Duration,
+    reload: Watch,
     want_peer: bool,
     /// Most connections this worker holds at once: its share of `--max-conns`.
     max_conns: usize,
@@ -70,8 +74,9 @@ enum Chosen {
     Epoll(String),
 }
 
-/// Runs the server until SIGINT/SIGTERM and the drain that follows.
-pub fn run(config: Config) -> io::Result<()> {
+/// Runs the server until SIGINT/SIGTERM and the drain that follows; on SIGHUP, reads the
+/// configuration again from `sources`, where `config` came from.
+pub fn run(config: Config, sources: Sources) -> io::Result<()> {
     // First of all, so that a SIGUSR1 from logrotate during start-up stays pending instead
     // of killing the process.
     sys::block_signals()?;
@@ -98,7 +103,7 @@ pub fn run(config: Config) -> io::Result<()> {
     let reopen = Reopen::default();
     let metrics = WorkerMetrics::for_workers(config.workers);
     let shared = policy::Shared::new(&config.policy);
-    let want_peer = config.access_log != LogDest::Off || config.policy.needs_peer();
+    let reloads = Arc::new(Reloads::default());
     let mut wakes = Vec::new();
     let mut setups = Vec::new();
     for (i, listeners) in listeners.into_iter().enumerate() {
@@ -119,8 +124,8 @@ pub fn run(config: Config) -> io::Result<()> {
                 WorkerHandle::new(&metrics, i).ok_or_else(|| io::Error::other("worker index"))?,
             ),
             shutdown: shutdown.clone(),
-            grace: config.grace,
-            want_peer,
+            reload: Watch::new(reloads.clone(), i),
+            want_peer: want_peer(&config),
             max_conns: worker_share(config.policy.max_conns, config.workers, i),
         });
     }
@@ -130,12 +135,13 @@ pub fn run(config: Config) -> io::Result<()> {
             AdminState {
                 metrics: metrics.clone(),
                 draining: shutdown.requested.clone(),
-                root: root(&config)?,
+                root: Arc::new(Mutex::new(root(&config)?)),
                 started: Instant::now(),
             },
         )),
         None => None,
     };
+    let admin_root = admin.as_ref().map(|(_, state)| state.root.clone());
     if let Some(name) = &config.user {
         switch_user(name)?;
     }
@@ -174,6 +180,14 @@ pub fn run(config: Config) -> io::Result<()> {
     }
 
     let signals = shutdown.clone();
+    let mut reloader = Reloader::new(
+        sources,
+        config.clone(),
+        shared,
+        reopen.clone(),
+        reloads,
+        admin_root,
+    );
     std::thread::Builder::new()
         .name("ringserve-signals".into())
         .spawn(move || loop {
@@ -183,6 +197,7 @@ pub fn run(config: Config) -> io::Result<()> {
                     reopen.request();
                     wake_all(&wakes);
                 }
+                SignalEvent::Reload => reloader.reload(|| wake_all(&wakes)),
             }
         })?;
 
@@ -207,11 +222,17 @@ fn request_shutdown(shutdown: &Shutdown, wakes: &[OwnedFd]) {
     wake_all(wakes);
 }
 
-/// Wakes every worker, which then looks at the shutdown flag and its log's reopen request.
+/// Wakes every worker, which then looks at the shutdown flag, its log's reopen request and
+/// the latest configuration.
 fn wake_all(wakes: &[OwnedFd]) {
     for w in wakes {
         let _ = sys::eventfd_signal(w.as_fd());
     }
+}
+
+/// Whether connections need their client's address looked up: for the access log or a policy.
+fn want_peer(config: &Config) -> bool {
+    config.access_log != LogDest::Off || config.policy.needs_peer()
 }
 
 fn access_log(config: &Config, reopen: &Reopen) -> io::Result<AccessLog> {
@@ -399,19 +420,25 @@ trait Backend {
     /// Waits up to `timeout` for I/O and handles what arrived; returns how many operations
     /// the wait submitted (always 0 on epoll).
     fn turn(&mut self, timeout: Duration) -> io::Result<u64>;
+    /// Takes a reloaded connection cap and whether new connections need their client's
+    /// address, and accepts (or stops accepting) accordingly.
+    fn set_limits(&mut self, max_conns: usize, want_peer: bool);
 }
 
-/// The worker loop both backends share: deadlines, drain, wait.
-fn drive(b: &mut impl Backend, shutdown: &Shutdown, grace: Duration) -> io::Result<()> {
+/// The worker loop both backends share: reloads, deadlines, drain, wait.
+fn drive(b: &mut impl Backend, shutdown: &Shutdown, mut reload: Watch) -> io::Result<()> {
     let mut drain_deadline: Option<Instant> = None;
     loop {
+        if let Some(update) = reload.poll() {
+            apply(b, &update, &reload);
+        }
         b.worker().tick();
         let now = b.worker().now;
         while let Some(key) = b.pop_due(now) {
             b.deadline(key);
         }
         if drain_deadline.is_none() && shutdown.requested.load(Ordering::Acquire) {
-            drain_deadline = Some(now + grace);
+            drain_deadline = Some(now + b.worker().config.grace);
             b.start_drain();
         }
         if let Some(d) = drain_deadline {
@@ -429,6 +456,17 @@ fn drive(b: &mut impl Backend, shutdown: &Shutdown, grace: Duration) -> io::Resu
     }
     b.worker().log.flush();
     Ok(())
+}
+
+/// Swaps a reloaded configuration into the worker and its backend, and confirms it.
+fn apply(b: &mut impl Backend, update: &Update, watch: &Watch) {
+    update.apply(b.worker());
+    let c = &update.config;
+    b.set_limits(
+        worker_share(c.policy.max_conns, c.workers, watch.index),
+        want_peer(c),
+    );
+    watch.confirm();
 }
 
 #[cfg(test)]

@@ -137,14 +137,17 @@ pub enum SignalEvent {
     Shutdown,
     /// SIGUSR1: reopen the access-log files (nginx `-s reopen`, after logrotate).
     ReopenLogs,
+    /// SIGHUP: read the configuration again and apply it (nginx `-s reload`).
+    Reload,
 }
 
 /// The signals the server handles and what each asks for; a new one is a line here and a
 /// variant of [`SignalEvent`].
-const HANDLED: [(libc::c_int, SignalEvent); 3] = [
+const HANDLED: [(libc::c_int, SignalEvent); 4] = [
     (libc::SIGINT, SignalEvent::Shutdown),
     (libc::SIGTERM, SignalEvent::Shutdown),
     (libc::SIGUSR1, SignalEvent::ReopenLogs),
+    (libc::SIGHUP, SignalEvent::Reload),
 ];
 
 /// Blocks the handled signals in the calling thread (and so in threads it spawns

@@ -176,7 +176,7 @@ pub fn run(setup: WorkerSetup, info: RingInfo) -> io::Result<()> {
     };
     u.sync_accepts();
     u.arm_wake();
-    super::drive(&mut u, &setup.shutdown, setup.grace)
+    super::drive(&mut u, &setup.shutdown, setup.reload)
 }
 
 impl super::Backend for Uring {
@@ -240,6 +240,12 @@ impl super::Backend for Uring {
         self.rearm = rearm;
         self.rearm.clear();
         Ok(pending)
+    }
+
+    fn set_limits(&mut self, max_conns: usize, want_peer: bool) {
+        self.max_conns = max_conns;
+        self.want_peer = want_peer;
+        self.admit_overflow();
     }
 }
 

@@ -140,6 +140,15 @@ impl FileCache {
         self.map.insert(key.into(), entry);
     }
 
+    /// Forgets every entry and from now on holds at most `max` entries trusted for `valid`
+    /// (a configuration reload, whose root may be another directory). Files being sent stay
+    /// open with the connections sending them; the hit and miss counts go on.
+    pub fn reset(&mut self, max: usize, valid: Duration) {
+        self.map = HashMap::new();
+        self.max = max;
+        self.valid = valid;
+    }
+
     /// Lookups answered from the cache and lookups that resolved the path, so far.
     pub fn stats(&self) -> (u64, u64) {
         (self.hits, self.misses)
@@ -218,6 +227,23 @@ mod tests {
             c.lookup(&root, format!("/{i}.txt").as_bytes(), now, &mut Vec::new());
         }
         assert_eq!(c.map.len(), 4);
+    }
+
+    #[test]
+    fn reset_forgets_entries_and_keeps_counting() {
+        let (_dir, root) = setup();
+        let mut c = FileCache::new(8, Duration::from_secs(60));
+        let now = Instant::now();
+        let s = &mut Vec::new();
+        let Found::File(sending, _) = c.lookup(&root, b"/a.txt", now, s) else {
+            panic!("expected a file");
+        };
+        c.reset(0, Duration::ZERO);
+        assert!(c.map.is_empty());
+        assert_eq!(sending.metadata().unwrap().len(), 3, "still open");
+        c.lookup(&root, b"/a.txt", now, s);
+        assert!(c.map.is_empty(), "now disabled");
+        assert_eq!(c.stats(), (0, 2));
     }
 
     #[test]

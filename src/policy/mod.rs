@@ -14,6 +14,10 @@
 //! `limit_req`, `limit_conn`, `allow`/`deny`, `secure_link`) wherever nginx has the feature;
 //! where this layer departs from it — a capped burst for pacing, connection counts shared
 //! across workers — the module says why.
+//!
+//! A configuration reload (SIGHUP) carries the shared state over rather than starting afresh
+//! ([`Shared::reload`]): connections open across the reload still count against the
+//! per-client cap, and transfers under way share the server-wide rate with the new ones.
 
 pub mod access;
 pub mod pacing;
@@ -83,6 +87,32 @@ impl Shared {
                 .then(|| TotalLimit::new(settings.limit_rate_total)),
         }
     }
+
+    /// The shared state for `settings` after a configuration reload, taken over from this
+    /// one: the connection table is kept with the new cap, so connections open now still
+    /// count, and the server-wide rate is kept with the new total, so transfers under way
+    /// share it with new ones at once. A limit switched on starts a fresh table; a limit
+    /// switched off lets go of it (transfers under way keep their old share). Call it only
+    /// for a configuration that will be used: the new caps apply to the running workers too.
+    pub fn reload(&self, settings: &Settings) -> Shared {
+        let conn_counts = match (&self.conn_counts, settings.max_conns_per_ip) {
+            (_, 0) => None,
+            (Some(counts), max) => {
+                counts.set_max(max);
+                Some(Arc::clone(counts))
+            }
+            (None, max) => Some(ConnCounts::new(max, per_ip::DEFAULT_SLOTS)),
+        };
+        let total = match (&self.total, settings.limit_rate_total) {
+            (_, 0) => None,
+            (Some(total), rate) => {
+                total.set_total(rate);
+                Some(Arc::clone(total))
+            }
+            (None, rate) => Some(TotalLimit::new(rate)),
+        };
+        Shared { conn_counts, total }
+    }
 }
 
 /// Whether a new connection is let in.
@@ -137,6 +167,17 @@ impl Policy {
             per_ip,
             last_sweep: None,
         }
+    }
+
+    /// Switches to the settings of a reloaded configuration and the state `shared` that goes
+    /// with them (see [`Shared::reload`]). The request buckets of clients are kept when the
+    /// request limit is unchanged, and start afresh otherwise. Pacing already handed out is
+    /// not affected: responses under way keep their rate.
+    pub fn reload(&mut self, settings: Settings, shared: Shared) {
+        self.per_ip
+            .reload(shared.conn_counts.clone(), settings.req_limit);
+        self.settings = settings;
+        self.shared = shared;
     }
 
     /// Judges a connection just accepted from `ip`.
@@ -263,6 +304,41 @@ mod tests {
             policy.on_request(a, url.as_bytes(), t2, 101, &mut scratch),
             Err(Refusal::Expired)
         );
+    }
+
+    #[test]
+    fn reload_carries_the_shared_state_over() {
+        let old = Settings {
+            max_conns_per_ip: 1,
+            limit_rate_total: 1000,
+            ..Settings::default()
+        };
+        let shared = Shared::new(&old);
+        let mut policy = Policy::new(old, shared.clone());
+        let held = policy.admit(ip("192.0.2.1"));
+        assert!(matches!(held, Admission::Admit(_)));
+        let t0 = Instant::now();
+        let _under_way = policy.pacing(Grant::default(), t0).unwrap();
+        let new = Settings {
+            max_conns_per_ip: 1,
+            limit_rate_total: 4000,
+            rules: Rules::parse([(Action::Deny, "10.0.0.0/8")]).unwrap(),
+            ..Settings::default()
+        };
+        let reloaded = shared.reload(&new);
+        policy.reload(new, reloaded.clone());
+        assert!(matches!(policy.admit(ip("10.1.2.3")), Admission::Deny));
+        assert!(
+            matches!(policy.admit(ip("192.0.2.1")), Admission::OverLimit),
+            "the connection open across the reload still counts"
+        );
+        let total = reloaded.total.as_ref().unwrap();
+        assert_eq!((total.total(), total.active()), (4000, 1));
+        let off = reloaded.reload(&Settings::default());
+        assert!(off.conn_counts.is_none() && off.total.is_none());
+        policy.reload(Settings::default(), off);
+        assert!(matches!(policy.admit(ip("192.0.2.1")), Admission::Admit(_)));
+        assert!(policy.pacing(Grant::default(), t0).is_none());
     }
 
     #[test]

@@ -14,7 +14,9 @@
 //!   a count too high, never too low: a client is never let past the cap, and an innocent one
 //!   is refused only if all four of its counters are shared with clients already at the cap
 //!   (with cap 1 and 10 000 connected clients, odds about 2 in a million). The hash is keyed
-//!   per process, so collisions cannot be aimed.
+//!   per process, so collisions cannot be aimed. A configuration reload keeps the table and
+//!   changes only its cap ([`ConnCounts::set_max`]), so the connections open across the reload
+//!   still count.
 //! - Request buckets are kept per worker in [`PerIp`], lock-free because unshared. A client on
 //!   one keep-alive connection is limited exactly; one spreading requests over `k` connections
 //!   may get up to `min(k, workers)` times the rate, which `--max-conns-per-ip` bounds. Sharing
@@ -63,7 +65,8 @@ fn key(ip: IpAddr) -> u128 {
 /// Connections per client across all workers, as a lock-free count-min table.
 #[derive(Debug)]
 pub struct ConnCounts {
-    max: u32,
+    /// The cap (0: unlimited); atomic so that a reload can change it for every worker at once.
+    max: AtomicU32,
     mask: usize,
     /// `ROWS` rows of `mask + 1` counters each.
     counters: Box<[AtomicU32]>,
@@ -76,11 +79,17 @@ impl ConnCounts {
     pub fn new(max_per_ip: u32, slots_per_row: usize) -> Arc<ConnCounts> {
         let slots = slots_per_row.max(1).next_power_of_two();
         Arc::new(ConnCounts {
-            max: max_per_ip,
+            max: AtomicU32::new(max_per_ip),
             mask: slots - 1,
             counters: (0..slots * ROWS).map(|_| AtomicU32::new(0)).collect(),
             hasher: RandomState::new(),
         })
+    }
+
+    /// Changes the cap to `max_per_ip` (0: unlimited) for connections made from now on; those
+    /// already counted stay counted, none is closed.
+    pub fn set_max(&self, max_per_ip: u32) {
+        self.max.store(max_per_ip, Ordering::Relaxed);
     }
 
     /// The counters of `ip`'s client, one per row (double hashing of one keyed hash).
@@ -95,7 +104,8 @@ impl ConnCounts {
     /// has the maximum. The connection is uncounted when the returned permit is dropped, so no
     /// way of closing a connection can leak a count.
     pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Option<ConnPermit> {
-        if self.max == 0 {
+        let max = self.max.load(Ordering::Relaxed);
+        if max == 0 {
             return Some(ConnPermit { held: None, ip });
         }
         let slots = self.slots(ip);
@@ -109,7 +119,7 @@ impl ConnCounts {
             .map(|&s| self.counters[s].load(Ordering::SeqCst))
             .min()
             .unwrap_or(0);
-        if count <= self.max {
+        if count <= max {
             return Some(ConnPermit {
                 held: Some(Arc::clone(self)),
                 ip,
@@ -180,6 +190,17 @@ impl PerIp {
             buckets: HashMap::new(),
             max_entries,
             last_sweep: None,
+        }
+    }
+
+    /// Takes the limits of a reloaded configuration: the connection table `conns` and the
+    /// request limit `req`. The request buckets are kept when `req` is unchanged and forgotten
+    /// otherwise (a bucket's state means nothing under another rate).
+    pub fn reload(&mut self, conns: Option<Arc<ConnCounts>>, req: Option<ReqLimit>) {
+        self.conns = conns;
+        if req != self.req {
+            self.req = req;
+            self.buckets.clear();
         }
     }
 
@@ -292,6 +313,37 @@ mod tests {
         let _v4 = per_ip.on_connect(ip("10.0.0.1")).unwrap();
         let _mapped = per_ip.on_connect(ip("::ffff:10.0.0.1")).unwrap();
         assert!(per_ip.on_connect(ip("10.0.0.1")).is_none());
+    }
+
+    #[test]
+    fn a_new_cap_applies_to_new_connections_and_keeps_the_old_ones_counted() {
+        let counts = ConnCounts::new(3, 1024);
+        let a = ip("192.0.2.1");
+        let held: Vec<ConnPermit> = (0..3).map(|_| counts.try_acquire(a).unwrap()).collect();
+        counts.set_max(2);
+        assert!(counts.try_acquire(a).is_none(), "3 open, cap now 2");
+        drop(held);
+        let _one = counts.try_acquire(a).unwrap();
+        let _two = counts.try_acquire(a).unwrap();
+        assert!(counts.try_acquire(a).is_none());
+        counts.set_max(0);
+        assert!(counts.try_acquire(a).is_some(), "0 lifts the cap");
+    }
+
+    #[test]
+    fn reload_keeps_request_buckets_only_under_the_same_limit() {
+        let t0 = Instant::now();
+        let a = ip("192.0.2.1");
+        let mut per_ip = PerIp::new(None, Some(per_second(1, 0)), 16);
+        assert_eq!(per_ip.on_request(a, t0), Ok(()));
+        per_ip.reload(None, Some(per_second(1, 0)));
+        assert!(per_ip.on_request(a, t0).is_err(), "same limit: bucket kept");
+        per_ip.reload(None, Some(per_second(2, 0)));
+        assert!(per_ip.is_empty());
+        assert_eq!(per_ip.on_request(a, t0), Ok(()), "new limit: fresh bucket");
+        per_ip.reload(None, None);
+        assert!(per_ip.is_empty());
+        assert_eq!(per_ip.on_request(a, t0), Ok(()));
     }
 
     #[test]

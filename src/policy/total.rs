@@ -9,6 +9,8 @@
 //! burst) however the transfers are spread over workers. The price is that a share a slow
 //! client cannot use is not lent to the others; the even split is the fair share nginx users
 //! approximate with a `map`-computed `$limit_rate`, without the bookkeeping of max-min fairness.
+//! A configuration reload changes the total in place ([`TotalLimit::set_total`]): the cap is
+//! the server's, so transfers under way follow the new one too.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,7 +18,9 @@ use std::sync::Arc;
 /// A server-wide byte rate divided evenly among the transfers registered with it.
 #[derive(Debug)]
 pub struct TotalLimit {
-    total: u64,
+    /// Bytes per second (0: unlimited); atomic so that a reload can change it for every
+    /// transfer at once.
+    total: AtomicU64,
     active: AtomicU64,
 }
 
@@ -24,9 +28,20 @@ impl TotalLimit {
     /// A cap of `total` bytes per second (0: unlimited), to be shared by all workers.
     pub fn new(total: u64) -> Arc<TotalLimit> {
         Arc::new(TotalLimit {
-            total,
+            total: AtomicU64::new(total),
             active: AtomicU64::new(0),
         })
+    }
+
+    /// The cap in bytes per second.
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// Changes the cap (a configuration reload); transfers under way get their share of the
+    /// new one at their next pacing step.
+    pub fn set_total(&self, total: u64) {
+        self.total.store(total, Ordering::Relaxed);
     }
 
     /// Counts a transfer in until the returned [`Share`] is dropped.
@@ -45,10 +60,11 @@ impl TotalLimit {
     /// One transfer's share of the cap: `total / active`, at least 1 byte per second, or 0
     /// (unlimited) when there is no cap.
     pub fn fair_rate(&self) -> u64 {
-        if self.total == 0 {
+        let total = self.total();
+        if total == 0 {
             return 0;
         }
-        (self.total / self.active().max(1)).max(1)
+        (total / self.active().max(1)).max(1)
     }
 }
 
@@ -101,6 +117,15 @@ mod tests {
         assert_eq!(a.rate(0), 1_000_000);
         drop(a);
         assert_eq!(limit.active(), 0);
+    }
+
+    #[test]
+    fn a_new_total_applies_to_transfers_under_way() {
+        let limit = TotalLimit::new(1_000_000);
+        let a = limit.register();
+        let _b = limit.register();
+        limit.set_total(400_000);
+        assert_eq!((limit.total(), a.rate(0)), (400_000, 200_000));
     }
 
     #[test]

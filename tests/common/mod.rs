@@ -379,6 +379,8 @@ impl Conn {
     }
 
     /// Reads from the socket once, appending to the buffer; panics on EOF, error or timeout.
+    /// An interrupted read (EINTR, which a socket read with a timeout is not restarted
+    /// after) reads nothing.
     fn read_more(&mut self, what: &str) {
         let mut chunk = vec![0; 256 * 1024];
         match self.stream.read(&mut chunk) {
@@ -387,6 +389,7 @@ impl Conn {
                 lossy(&self.buf)
             ),
             Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => panic!("reading {what}: {e}; unread: {}", lossy(&self.buf)),
         }
     }
@@ -469,6 +472,7 @@ impl Conn {
                             body.len()
                         ),
                         Ok(n) => body.extend_from_slice(&chunk[..n]),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(e) => panic!(
                             "reading body ({} of {len} bytes): {e}: {resp:?}",
                             body.len()
@@ -493,6 +497,7 @@ impl Conn {
                 Ok(0) => return rest,
                 Ok(n) => rest.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return rest,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => panic!(
                     "server did not close the connection ({e}); received: {}",
                     lossy(&rest)
