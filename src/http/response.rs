@@ -244,22 +244,10 @@ pub fn error(
     out: &mut Vec<u8>,
     chunks: &mut Vec<Chunk>,
 ) -> Planned {
-    page(
-        status,
-        head_only,
-        Client::explicit(keep_alive),
-        cx,
-        out,
-        chunks,
-        |out| {
-            if status == Status::MethodNotAllowed {
-                header(out, b"Allow", ALLOW);
-            }
-        },
-    )
+    refuse(status, None, head_only, keep_alive, cx, out, chunks)
 }
 
-/// Answers a request a policy turned away (403, 410, 429, 503) with the status's page;
+/// Answers a request a policy turned away (403, 410, 429, 503), as [`error`] does; a
 /// `retry_after` adds `Retry-After` in seconds, as 429 and 503 may carry (RFC 9110 §10.2.3,
 /// RFC 6585 §4).
 pub fn refuse(
@@ -279,6 +267,9 @@ pub fn refuse(
         out,
         chunks,
         |out| {
+            if status == Status::MethodNotAllowed {
+                header(out, b"Allow", ALLOW);
+            }
             if let Some(secs) = retry_after {
                 header_u64(out, b"Retry-After", secs);
             }
