@@ -17,7 +17,6 @@
 //! is ahead of its rate sleeps on its deadline in the worker's timer queue ([`Next::Sleep`]):
 //! no thread waits and no poll is armed for it.
 
-use std::fs::File;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -30,11 +29,11 @@ use crate::http::request::{self, Parse};
 use crate::http::response::{self, Context};
 use crate::http::{Chunk, Method, Request, Status};
 use crate::metrics::{BodyKind, Reject, TopFiles, WorkerHandle};
-use crate::policy::{Admission, Allowance, ConnPermit, Grant, Pacing, Policy, Refusal};
+use crate::policy::{Admission, Allowance, ConnPermit, Grant, Policy, Refusal};
 use crate::serve::{Handler, Response, Scratch};
 
-use super::access_log::{AccessLog, Record};
-use super::out_pool::{OutBuf, OutPool};
+use super::access_log::AccessLog;
+use super::out_pool::{Out, OutPool};
 use super::pipes::{Pipe, PipePool, PIPE_SIZE};
 use super::sys;
 use super::timer::Deadline;
@@ -164,25 +163,14 @@ pub struct Conn {
     pending: Vec<u8>,
     /// Request-body bytes still to read and discard.
     discard: u64,
-    /// Head, in-memory body bytes and body layout of the current response; borrowed from the
-    /// worker's pool only while a response is in progress.
-    out: OutBuf,
-    /// Index of the chunk being sent and bytes of it already sent.
-    cursor: (usize, u64),
-    /// The file behind the current response's `Chunk::File`s.
-    file: Option<Arc<File>>,
-    /// Pacing of the current response, when a rate limits it.
-    pacing: Option<Pacing>,
+    /// The response in progress, borrowed from the worker's pool only while there is one.
+    out: Option<Box<Out>>,
     /// Pipe holding file bytes on their way to the socket (splice body path only).
     pipe: Option<Pipe>,
     /// Close once the current response is sent.
     close_after: bool,
-    /// Method, status and start of the response being sent, counted once it is done.
-    current: (Method, Status, Instant),
     /// Requests answered on this connection.
     served: u32,
-    /// Access-log fields of the current response, written once it is done.
-    record: Record,
     phase: Phase,
     /// The connection's deadline, kept in sync with the worker's timer queue.
     pub deadline: Deadline,
@@ -217,16 +205,11 @@ impl Conn {
             peer,
             pending: Vec::new(),
             discard: 0,
-            out: OutBuf::default(),
-            cursor: (0, 0),
-            file: None,
-            pacing: None,
+            out: None,
             permit,
             pipe: None,
             close_after: false,
-            current: (Method::Other, Status::Ok, w.now),
             served: 0,
-            record: Record::default(),
             phase: Phase::Head,
             deadline,
         })
@@ -330,20 +313,27 @@ impl Conn {
     /// The backend is closing the connection: a response cut short is logged with the bytes
     /// it got out, and a pipe still lent is given back (the pool closes it if it holds bytes).
     pub fn on_close(&mut self, w: &mut Worker) {
-        self.log_response(w);
-        w.out_pool.give(std::mem::take(&mut self.out));
+        if let Some(out) = self.out.take() {
+            self.finish(out, w, false);
+        }
         if let Some(p) = self.pipe.take() {
             w.pipes.give(p);
         }
     }
 
-    /// Writes the access-log line of the current response, if one is staged.
-    fn log_response(&mut self, w: &mut Worker) {
-        if self.record.is_staged() {
-            let (done, partial) = self.cursor;
-            let sent = response_len(&self.out.chunks[..done]) + partial;
-            w.log.write(&mut self.record, self.peer, sent);
+    /// Ends the response `out`: writes its access-log line with the bytes it got out, counts
+    /// it in the metrics if it was `complete`, and gives its state back to the pool.
+    fn finish(&self, mut out: Box<Out>, w: &mut Worker, complete: bool) {
+        if out.record.is_staged() {
+            let (done, partial) = out.cursor;
+            let sent = response_len(&out.chunks[..done]) + partial;
+            w.log.write(&mut out.record, self.peer, sent);
         }
+        if let (true, Some(started)) = (complete, out.started) {
+            let took = w.now.saturating_duration_since(started);
+            w.metrics.request(out.method, out.status.code(), took);
+        }
+        w.out_pool.give(out);
     }
 
     fn serve_pending(&mut self, w: &mut Worker) -> Next {
@@ -385,8 +375,8 @@ impl Conn {
                     let keep_alive = !w.draining
                         && !self.close_after
                         && self.served < w.config.keepalive_requests;
-                    self.borrow_out(w);
                     let checked = self.check(&req, w);
+                    let out = self.out.get_or_insert_with(|| w.out_pool.take());
                     let cx = Context {
                         date: w.date.get(),
                         limits: &w.config.limits,
@@ -400,11 +390,11 @@ impl Conn {
                                 &cx,
                                 w.now,
                                 &mut w.scratch,
-                                &mut self.out.bytes,
-                                &mut self.out.chunks,
+                                &mut out.bytes,
+                                &mut out.chunks,
                             );
                             if resp.file.is_some() {
-                                self.pacing = w.policy.pacing(grant, w.now);
+                                out.pacing = w.policy.pacing(grant, w.now);
                             }
                             resp
                         }
@@ -415,17 +405,17 @@ impl Conn {
                                 req.method == Method::Head,
                                 keep_alive && req.keep_alive && self.permit.is_some(),
                                 &cx,
-                                &mut self.out.bytes,
-                                &mut self.out.chunks,
+                                &mut out.bytes,
+                                &mut out.chunks,
                             ),
                             file: None,
                         },
                     };
                     w.log.stage(
-                        &mut self.record,
+                        &mut out.record,
                         Some(&req),
                         resp.planned.status,
-                        (response_len(&self.out.chunks), resp.planned.body_len),
+                        (response_len(&out.chunks), resp.planned.body_len),
                         w.now,
                     );
                     let status = resp.planned.status;
@@ -433,8 +423,8 @@ impl Conn {
                     if req.method == Method::Get && download {
                         w.top.record(req.target);
                     }
-                    self.current = (req.method, status, w.now);
-                    self.file = resp.file;
+                    (out.method, out.status, out.started) = (req.method, status, Some(w.now));
+                    out.file = resp.file;
                     self.close_after = !resp.planned.keep_alive;
                     pos += req.head_len;
                     self.discard = req.body_len;
@@ -476,33 +466,19 @@ impl Conn {
     }
 
     fn plan_error(&mut self, status: Status, w: &mut Worker) {
-        self.borrow_out(w);
+        let out = self.out.get_or_insert_with(|| w.out_pool.take());
         let cx = Context {
             date: w.date.get(),
             limits: &w.config.limits,
             keep_alive: false,
             server: b"ringserve",
         };
-        let planned = response::error(
-            status,
-            false,
-            false,
-            &cx,
-            &mut self.out.bytes,
-            &mut self.out.chunks,
-        );
-        let lens = (response_len(&self.out.chunks), planned.body_len);
+        let planned = response::error(status, false, false, &cx, &mut out.bytes, &mut out.chunks);
+        let lens = (response_len(&out.chunks), planned.body_len);
         w.log
-            .stage(&mut self.record, None, planned.status, lens, w.now);
-        self.current = (Method::Other, planned.status, w.now);
+            .stage(&mut out.record, None, planned.status, lens, w.now);
+        (out.method, out.status, out.started) = (Method::Other, planned.status, Some(w.now));
         self.close_after = true;
-    }
-
-    /// Takes response buffers from the worker's pool unless the connection holds some.
-    fn borrow_out(&mut self, w: &mut Worker) {
-        if self.out.bytes.capacity() == 0 {
-            self.out = w.out_pool.take();
-        }
     }
 
     /// Sets the deadline for waiting on a request: keep-alive idle when nothing of the next
@@ -520,80 +496,24 @@ impl Conn {
     }
 
     /// Sends as much of the current response as the socket takes. `Ok(true)` when all of it
-    /// was handed to the kernel (the response state is then reset), `Ok(false)` when the
-    /// socket is full.
+    /// was handed to the kernel (the response is then finished and its state given back),
+    /// `Ok(false)` when it has to wait for the socket or for its rate.
     fn flush(&mut self, w: &mut Worker) -> io::Result<bool> {
-        let sock = self.sock.as_fd();
-        while let Some(&chunk) = self.out.chunks.get(self.cursor.0) {
-            let more = self.cursor.0 + 1 < self.out.chunks.len();
-            let done = self.cursor.1;
-            let sent = match chunk {
-                Chunk::Mem { start, end } => {
-                    let buf = &self.out.bytes[start + done as usize..end];
-                    sys::send(sock, buf, more).map(|n| (n, n < buf.len()))
-                }
-                Chunk::File { offset, len } => {
-                    let file = self
-                        .file
-                        .as_ref()
-                        .ok_or(io::ErrorKind::InvalidInput)?
-                        .as_fd();
-                    let (at, mut want) = (offset + done, len - done);
-                    if let Some(pacing) = &mut self.pacing {
-                        match pacing.allowance(w.now, want) {
-                            Allowance::Send(n) => want = n,
-                            Allowance::Wait(until) => {
-                                self.phase = Phase::Paced;
-                                self.deadline.set(Some(until));
-                                return Ok(false);
-                            }
-                        }
-                    }
-                    match w.config.body {
-                        BodyPath::Sendfile => sys::sendfile(sock, file, at, want)
-                            .map(|n| (n, (n as u64) < want.min(sys::SENDFILE_MAX))),
-                        BodyPath::Splice => {
-                            splice(&mut self.pipe, &mut w.pipes, sock, file, at, want, more)
-                        }
-                    }
-                }
-            };
-            match sent {
-                Ok((0, _)) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok((n, socket_full)) => {
-                    let kind = match (chunk, w.config.body) {
-                        (Chunk::Mem { .. }, _) => BodyKind::Memory,
-                        (Chunk::File { .. }, BodyPath::Sendfile) => BodyKind::Sendfile,
-                        (Chunk::File { .. }, BodyPath::Splice) => BodyKind::Splice,
-                    };
-                    w.metrics.bytes(kind, n as u64);
-                    if let Some(pacing) = &mut self.pacing {
-                        pacing.sent(n as u64);
-                    }
-                    self.cursor.1 += n as u64;
-                    if self.cursor.1 == chunk_len(chunk) {
-                        self.cursor = (self.cursor.0 + 1, 0);
-                    } else if socket_full {
-                        // Wait for writability rather than try again only to get EAGAIN.
-                        return Ok(self.blocked(w));
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(self.blocked(w)),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+        let Some(out) = self.out.as_deref_mut() else {
+            return Ok(true);
+        };
+        match send(out, self.sock.as_fd(), &mut self.pipe, w)? {
+            Progress::Done => {}
+            Progress::Blocked => return Ok(self.blocked(w)),
+            Progress::Paced(until) => {
+                self.phase = Phase::Paced;
+                self.deadline.set(Some(until));
+                return Ok(false);
             }
         }
-        let (method, status, started) = self.current;
-        w.metrics.request(
-            method,
-            status.code(),
-            w.now.saturating_duration_since(started),
-        );
-        self.log_response(w);
-        w.out_pool.give(std::mem::take(&mut self.out));
-        self.cursor = (0, 0);
-        self.file = None;
-        self.pacing = None;
+        if let Some(out) = self.out.take() {
+            self.finish(out, w, true);
+        }
         self.phase = Phase::Answered;
         Ok(true)
     }
@@ -605,6 +525,81 @@ impl Conn {
         self.deadline.set(w.deadline_after(w.config.send_timeout));
         false
     }
+}
+
+/// How far [`send`] got.
+enum Progress {
+    /// The whole response is with the kernel.
+    Done,
+    /// The socket is full.
+    Blocked,
+    /// The response is ahead of its rate until this instant.
+    Paced(Instant),
+}
+
+/// Sends the chunks of `out` from its cursor on, inline and non-blocking: heads with `send`,
+/// file bytes with `sendfile` (or through `pipe` with `splice`), each file chunk sized by the
+/// response's pacing.
+fn send(
+    out: &mut Out,
+    sock: BorrowedFd<'_>,
+    pipe: &mut Option<Pipe>,
+    w: &mut Worker,
+) -> io::Result<Progress> {
+    while let Some(&chunk) = out.chunks.get(out.cursor.0) {
+        let more = out.cursor.0 + 1 < out.chunks.len();
+        let done = out.cursor.1;
+        let sent = match chunk {
+            Chunk::Mem { start, end } => {
+                let buf = &out.bytes[start + done as usize..end];
+                sys::send(sock, buf, more).map(|n| (n, n < buf.len()))
+            }
+            Chunk::File { offset, len } => {
+                let file = out
+                    .file
+                    .as_ref()
+                    .ok_or(io::ErrorKind::InvalidInput)?
+                    .as_fd();
+                let (at, mut want) = (offset + done, len - done);
+                if let Some(pacing) = &mut out.pacing {
+                    match pacing.allowance(w.now, want) {
+                        Allowance::Send(n) => want = n,
+                        Allowance::Wait(until) => return Ok(Progress::Paced(until)),
+                    }
+                }
+                match w.config.body {
+                    BodyPath::Sendfile => sys::sendfile(sock, file, at, want)
+                        .map(|n| (n, (n as u64) < want.min(sys::SENDFILE_MAX))),
+                    BodyPath::Splice => splice(pipe, &mut w.pipes, sock, file, at, want, more),
+                }
+            }
+        };
+        match sent {
+            Ok((0, _)) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok((n, socket_full)) => {
+                let kind = match (chunk, w.config.body) {
+                    (Chunk::Mem { .. }, _) => BodyKind::Memory,
+                    (Chunk::File { .. }, BodyPath::Sendfile) => BodyKind::Sendfile,
+                    (Chunk::File { .. }, BodyPath::Splice) => BodyKind::Splice,
+                };
+                w.metrics.bytes(kind, n as u64);
+                if let Some(pacing) = &mut out.pacing {
+                    pacing.sent(n as u64);
+                }
+                out.cursor.1 += n as u64;
+                if out.cursor.1 == chunk_len(chunk) {
+                    out.cursor = (out.cursor.0 + 1, 0);
+                } else if socket_full {
+                    // Wait for writability rather than try again only to get EAGAIN.
+                    return Ok(Progress::Blocked);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Progress::Blocked),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Progress::Done)
 }
 
 /// The peer's IP address, unspecified if it cannot be had.

@@ -1,33 +1,75 @@
-//! Response buffers (head bytes and body layout) lent to connections only while a response is
+//! The state of a response in progress — its head bytes and body layout, how far it got, its
+//! file, pacing and access-log record — lent to a connection only while that response is
 //! being planned and sent.
 //!
-//! Key decision: a connection between requests holds no buffer. The one it used goes back to
-//! its worker's pool when the response is handed to the kernel, and the next response on any
-//! connection takes it again. So an idle keep-alive connection costs no buffer memory, a new
-//! connection costs no allocation once the pool is warm, and a steady stream of requests just
-//! moves the same few buffers between the pool and the connections.
+//! Key decision: a connection between requests holds none of it, only an empty pointer. The
+//! state goes back to its worker's pool when the response is handed to the kernel (or the
+//! connection closes), and the next response on any connection takes it again. So an idle
+//! keep-alive connection costs a few dozen bytes of the connection table rather than
+//! hundreds plus buffers, a new connection costs no allocation once the pool is warm, and a
+//! steady stream of requests just moves the same few states between the pool and the
+//! connections.
 
-use crate::http::Chunk;
+use std::fs::File;
+use std::sync::Arc;
+use std::time::Instant;
 
-/// Buffers kept at most; more are freed.
+use super::access_log::Record;
+use crate::http::{Chunk, Method, Status};
+use crate::policy::Pacing;
+
+/// States kept at most; more are freed.
 const KEEP: usize = 256;
 
-/// A buffer grown past this (a large multipart head, say) is freed rather than kept.
+/// A state whose byte buffer grew past this (a large multipart head, say) is freed rather
+/// than kept.
 const MAX_KEPT_BYTES: usize = 64 * 1024;
 
-/// One response's buffers.
-#[derive(Debug, Default)]
-pub struct OutBuf {
+/// One response in progress.
+#[derive(Debug)]
+pub struct Out {
     /// Head and in-memory body bytes.
     pub bytes: Vec<u8>,
     /// Body layout, in send order.
     pub chunks: Vec<Chunk>,
+    /// Index of the chunk being sent and bytes of it already sent.
+    pub cursor: (usize, u64),
+    /// The file behind the `Chunk::File`s.
+    pub file: Option<Arc<File>>,
+    /// Pacing, when a rate limits the response.
+    pub pacing: Option<Pacing>,
+    /// Method and status, counted in the metrics once the response is done.
+    pub method: Method,
+    /// See `method`.
+    pub status: Status,
+    /// When the request was answered (for the request-duration metric).
+    pub started: Option<Instant>,
+    /// Access-log fields, written once the response is done.
+    pub record: Record,
 }
 
-/// A worker's spare response buffers.
+impl Default for Out {
+    fn default() -> Self {
+        Out {
+            bytes: Vec::new(),
+            chunks: Vec::new(),
+            cursor: (0, 0),
+            file: None,
+            pacing: None,
+            method: Method::Other,
+            status: Status::Ok,
+            started: None,
+            record: Record::default(),
+        }
+    }
+}
+
+/// A worker's spare response states.
 #[derive(Debug)]
 pub struct OutPool {
-    spare: Vec<OutBuf>,
+    // Boxed: connections hold the state by pointer, so lending and returning moves a pointer.
+    #[allow(clippy::vec_box)]
+    spare: Vec<Box<Out>>,
 }
 
 impl Default for OutPool {
@@ -39,23 +81,25 @@ impl Default for OutPool {
 }
 
 impl OutPool {
-    /// An empty buffer, recycled when one is spare.
-    pub fn take(&mut self) -> OutBuf {
+    /// An empty state, recycled when one is spare.
+    pub fn take(&mut self) -> Box<Out> {
         self.spare.pop().unwrap_or_default()
     }
 
-    /// Takes back a buffer (cleared here); it is freed instead if the pool is full or the
-    /// buffer has grown large, or if it never held anything.
-    pub fn give(&mut self, mut buf: OutBuf) {
-        if buf.bytes.capacity() == 0
-            || buf.bytes.capacity() > MAX_KEPT_BYTES
-            || self.spare.len() >= KEEP
-        {
+    /// Takes back a state whose record has been written, emptied here (its file and pacing
+    /// share are let go at once); it is freed instead if the pool is full or its buffer has
+    /// grown large.
+    pub fn give(&mut self, mut out: Box<Out>) {
+        if out.bytes.capacity() > MAX_KEPT_BYTES || self.spare.len() >= KEEP {
             return;
         }
-        buf.bytes.clear();
-        buf.chunks.clear();
-        self.spare.push(buf);
+        out.bytes.clear();
+        out.chunks.clear();
+        out.cursor = (0, 0);
+        out.file = None;
+        out.pacing = None;
+        out.started = None;
+        self.spare.push(out);
     }
 }
 
@@ -64,34 +108,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buffers_are_recycled_with_their_capacity() {
+    fn states_are_recycled_with_their_capacity() {
         let mut pool = OutPool::default();
-        let mut buf = pool.take();
-        buf.bytes.extend_from_slice(b"HTTP/1.1 200 OK\r\n\r\n");
-        buf.chunks.push(Chunk::Mem { start: 0, end: 19 });
-        let cap = buf.bytes.capacity();
-        pool.give(buf);
+        let mut out = pool.take();
+        out.bytes.extend_from_slice(b"HTTP/1.1 200 OK\r\n\r\n");
+        out.chunks.push(Chunk::Mem { start: 0, end: 19 });
+        out.cursor = (1, 0);
+        let cap = out.bytes.capacity();
+        pool.give(out);
         assert_eq!(pool.spare.len(), 1);
         let again = pool.take();
         assert!(again.bytes.is_empty() && again.chunks.is_empty());
+        assert_eq!(again.cursor, (0, 0));
         assert_eq!(again.bytes.capacity(), cap);
         assert!(pool.spare.is_empty());
     }
 
     #[test]
-    fn empty_large_or_surplus_buffers_are_freed() {
+    fn large_or_surplus_states_are_freed() {
         let mut pool = OutPool::default();
-        pool.give(OutBuf::default());
-        pool.give(OutBuf {
-            bytes: Vec::with_capacity(MAX_KEPT_BYTES + 1),
-            chunks: Vec::new(),
-        });
+        let mut big = Box::<Out>::default();
+        big.bytes.reserve(MAX_KEPT_BYTES + 1);
+        pool.give(big);
         assert!(pool.spare.is_empty());
         for _ in 0..KEEP + 10 {
-            pool.give(OutBuf {
-                bytes: Vec::with_capacity(16),
-                chunks: Vec::new(),
-            });
+            pool.give(Box::default());
         }
         assert_eq!(pool.spare.len(), KEEP);
     }
