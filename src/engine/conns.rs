@@ -53,10 +53,22 @@ impl<E> Conns<E> {
             .filter(|e| e.gen == key.gen)
     }
 
-    /// Removes the connection `key` names.
+    /// Removes the connection `key` names (its queued deadline goes stale; the queue is
+    /// rebuilt when stale entries outnumber live ones).
     pub fn remove(&mut self, key: TimerKey) -> Option<Entry<E>> {
         self.get_mut(key)?;
-        Some(self.slab.remove(key.idx as usize))
+        let entry = self.slab.remove(key.idx as usize);
+        if self.timers.bloated(self.slab.len()) {
+            let live = self.slab.iter_mut().map(|(idx, e)| {
+                let key = TimerKey {
+                    idx: idx as u32,
+                    gen: e.gen,
+                };
+                (key, &mut e.conn.deadline)
+            });
+            self.timers.rebuild(live);
+        }
+        Some(entry)
     }
 
     /// Brings the timer queue in line with the connection's current deadline.

@@ -7,6 +7,12 @@
 //! the connection; the queue is touched when the entry fires early and is re-armed, or when a
 //! deadline moves earlier. So a busy keep-alive connection costs no queue work per request,
 //! and the heap holds about one entry per connection.
+//!
+//! A closed connection's entry is not searched for and removed; it goes stale and is dropped
+//! when it comes due. Under connection churn, stale entries would pile up for a whole header
+//! timeout, so the queue is rebuilt from the live deadlines ([`TimerQueue::rebuild`]) once
+//! it holds more than twice as many entries as there are connections: an O(n) pass after at
+//! least n closes, so O(1) per close, and the queue stays proportional to the connections.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -104,6 +110,25 @@ impl TimerQueue {
         }
     }
 
+    /// Whether the queue holds so many stale entries for `live` owners that it should be
+    /// rebuilt.
+    pub fn bloated(&self, live: usize) -> bool {
+        self.heap.len() > 2 * live + 1024
+    }
+
+    /// Replaces every entry with one per owner in `owners` that wants a deadline.
+    pub fn rebuild<'a>(&mut self, owners: impl Iterator<Item = (TimerKey, &'a mut Deadline)>) {
+        let mut entries = std::mem::take(&mut self.heap).into_vec();
+        entries.clear();
+        for (key, d) in owners {
+            d.queued = d.want;
+            if let Some(want) = d.want {
+                entries.push(Reverse((want, key)));
+            }
+        }
+        self.heap = BinaryHeap::from(entries);
+    }
+
     /// Number of queued entries (live or stale).
     pub fn len(&self) -> usize {
         self.heap.len()
@@ -160,6 +185,31 @@ mod tests {
         assert!(matches!(fired, Some((K, Fired::Due))));
         let fired = q.pop_due(t0 + Duration::from_secs(60), |_| Some(&mut d));
         assert!(matches!(fired, Some((K, Fired::Stale))));
+    }
+
+    #[test]
+    fn rebuild_keeps_only_live_deadlines() {
+        let t0 = Instant::now();
+        let mut q = TimerQueue::default();
+        let mut gone = Deadline::default();
+        for i in 0..3000u32 {
+            gone.set(Some(t0 + Duration::from_secs(60)));
+            gone.queued = None;
+            q.sync(TimerKey { idx: i, gen: 1 }, &mut gone);
+        }
+        let (mut a, mut b) = (Deadline::default(), Deadline::default());
+        a.set(Some(t0 + Duration::from_secs(5)));
+        q.sync(K, &mut a);
+        a.set(Some(t0 + Duration::from_secs(9)));
+        assert!(q.bloated(2));
+        let other = TimerKey { idx: 2, gen: 3 };
+        q.rebuild([(K, &mut a), (other, &mut b)].into_iter());
+        assert_eq!(q.len(), 1);
+        assert!(!q.bloated(2));
+        assert_eq!(q.next(), Some(t0 + Duration::from_secs(9)));
+        let fired = q.pop_due(t0 + Duration::from_secs(9), |_| Some(&mut a));
+        assert!(matches!(fired, Some((K, Fired::Due))));
+        assert!(q.is_empty());
     }
 
     #[test]
