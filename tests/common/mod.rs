@@ -153,6 +153,19 @@ impl Proc {
         Some(self.child.wait().expect("wait"))
     }
 
+    /// Waits for the process (`what` it is, for the message) to exit within `timeout`;
+    /// returns its exit status and stderr lines, or kills it and panics.
+    fn exit_within(mut self, timeout: Duration, what: &str) -> (ExitStatus, Vec<String>) {
+        let Some(status) = self.wait(timeout) else {
+            let _ = self.kill();
+            panic!(
+                "{what} still running after {timeout:?}; stderr:\n{}",
+                self.stderr().join("\n")
+            );
+        };
+        (status, self.stderr())
+    }
+
     /// The stderr lines collected so far.
     fn stderr(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
@@ -222,15 +235,7 @@ impl Server {
         timeout: Duration,
     ) -> (ExitStatus, Vec<String>) {
         let args = server_args(backend, root, extra);
-        let mut proc = Proc::spawn(&args, &[]);
-        let Some(status) = proc.wait(timeout) else {
-            let _ = proc.kill();
-            panic!(
-                "server with {args:?} still running after {timeout:?}; stderr:\n{}",
-                proc.stderr().join("\n")
-            );
-        };
-        (status, proc.stderr())
+        Proc::spawn(&args, &[]).exit_within(timeout, &format!("server with {args:?}"))
     }
 
     /// The first bound listen address.
@@ -884,15 +889,8 @@ impl Server {
 
     /// Runs `cmd` expecting it to exit within `timeout`; returns its exit status and stderr.
     pub fn command_to_exit(cmd: Command, timeout: Duration) -> (ExitStatus, Vec<String>) {
-        let mut proc = Proc::spawn_command(cmd);
-        let Some(status) = proc.wait(timeout) else {
-            let _ = proc.kill();
-            panic!(
-                "still running after {timeout:?}; stderr:\n{}",
-                proc.stderr().join("\n")
-            );
-        };
-        (status, proc.stderr())
+        let what = format!("{cmd:?}");
+        Proc::spawn_command(cmd).exit_within(timeout, &what)
     }
 
     fn start_proc(mut proc: Proc, what: &str, addrs: usize, workers: usize) -> Server {
