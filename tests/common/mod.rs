@@ -318,6 +318,11 @@ impl Conn {
     pub fn connect(addr: SocketAddr) -> Conn {
         let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
             .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+        Conn::wrap(stream)
+    }
+
+    /// A connected stream with the test timeouts and `TCP_NODELAY` set.
+    fn wrap(stream: TcpStream) -> Conn {
         stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_nodelay(true).unwrap();
@@ -336,14 +341,7 @@ impl Conn {
             .unwrap_or_else(|e| panic!("bind {from}: {e}"));
         sock.connect_timeout(&addr.into(), IO_TIMEOUT)
             .unwrap_or_else(|e| panic!("connect to {addr} from {from}: {e}"));
-        let stream: TcpStream = sock.into();
-        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-        stream.set_nodelay(true).unwrap();
-        Conn {
-            stream,
-            buf: Vec::new(),
-        }
+        Conn::wrap(sock.into())
     }
 
     /// The underlying socket (for socket options and polling).
