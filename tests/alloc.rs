@@ -113,7 +113,7 @@ fn no_allocation_per_connection_after_warm_up() {
         let mut conn = Conn::new(OwnedFd::from(server), false, w).expect("admitted");
         w.tick();
         assert_eq!(conn.on_input(request, w), Next::Close);
-        conn.on_close(w);
+        conn.on_close(false, w);
         drop(conn);
         let mut got = 0;
         loop {

@@ -18,6 +18,7 @@ backend_tests!(
     http10_closes_by_default,
     http10_keepalive_on_request,
     connection_close_honoured,
+    last_response_carries_the_fin,
     keepalive_requests_limit,
     pipelining_100_in_one_write,
     directory_redirect_keeps_query,
@@ -242,6 +243,30 @@ fn connection_close_honoured(backend: Backend) {
     check_file_response(&resp, PAGE, &corpus.read(PAGE));
     assert!(resp.closes(), "{resp:?}");
     assert!(conn.read_until_closed().is_empty());
+}
+
+/// The last response on a connection leaves in the same segment as the FIN: the client gets
+/// no segment without data besides the SYN-ACK and the acknowledgement of its request.
+fn last_response_carries_the_fin(backend: Backend) {
+    let corpus = Corpus::new();
+    let server = Server::start(backend, corpus.root(), &[]);
+    let requests = [
+        req("GET", &format!("/{PAGE}"), &["Connection: close"]),
+        format!("GET /{ONE} HTTP/1.0\r\n\r\n"),
+        "GET /\x01 HTTP/1.1\r\n\r\n".to_string(),
+    ];
+    for request in requests {
+        let mut conn = server.connect();
+        conn.send(&request);
+        let resp = conn.read_response(false);
+        assert!(resp.closes(), "{request:?}: {resp:?}");
+        assert!(conn.read_until_closed().is_empty());
+        let (all, data) = conn.segments_in();
+        assert!(
+            all - data <= 2,
+            "{request:?}: {all} segments in, {data} with data"
+        );
+    }
 }
 
 fn keepalive_requests_limit(backend: Backend) {

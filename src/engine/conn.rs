@@ -169,6 +169,8 @@ pub struct Conn {
     pipe: Option<Pipe>,
     /// Close once the current response is sent.
     close_after: bool,
+    /// The socket is corked for the last response (see [`Conn::on_close`]).
+    corked: bool,
     /// Requests answered on this connection.
     served: u32,
     phase: Phase,
@@ -209,6 +211,7 @@ impl Conn {
             permit,
             pipe: None,
             close_after: false,
+            corked: false,
             served: 0,
             phase: Phase::Head,
             deadline,
@@ -310,15 +313,26 @@ impl Conn {
         }
     }
 
-    /// The backend is closing the connection: a response cut short is logged with the bytes
-    /// it got out, and a pipe still lent is given back (the pool closes it if it holds bytes).
-    pub fn on_close(&mut self, w: &mut Worker) {
+    /// The backend is closing the connection (`reset`: with RST): a response cut short is
+    /// logged with the bytes it got out, and a pipe still lent is given back (the pool closes
+    /// it if it holds bytes).
+    ///
+    /// A corked socket is shut down here, which sends the corked tail with the FIN. Closing
+    /// it instead would send an RST in place of both if unread input sits in the socket.
+    /// Returns whether it was shut down: its pending receive and poll then complete by
+    /// themselves.
+    pub fn on_close(&mut self, reset: bool, w: &mut Worker) -> bool {
         if let Some(out) = self.out.take() {
             self.finish(out, w, false);
         }
         if let Some(p) = self.pipe.take() {
             w.pipes.give(p);
         }
+        self.corked
+            && !reset
+            && socket2::SockRef::from(&self.sock)
+                .shutdown(std::net::Shutdown::Both)
+                .is_ok()
     }
 
     /// Ends the response `out`: writes its access-log line with the bytes it got out, counts
@@ -425,7 +439,10 @@ impl Conn {
                     }
                     (out.method, out.status, out.started) = (req.method, status, Some(w.now));
                     out.file = resp.file;
-                    self.close_after = !resp.planned.keep_alive;
+                    let paced = out.pacing.is_some();
+                    if !resp.planned.keep_alive {
+                        self.last_response(!paced);
+                    }
                     pos += req.head_len;
                     self.discard = req.body_len;
                 }
@@ -478,7 +495,20 @@ impl Conn {
         w.log
             .stage(&mut out.record, None, planned.status, lens, w.now);
         (out.method, out.status, out.started) = (Method::Other, planned.status, Some(w.now));
+        self.last_response(true);
+    }
+
+    /// The response being planned is the connection's last. Unless it is paced (a corked
+    /// socket would hold its small chunks back), the socket is corked: the shutdown at close
+    /// then sends the response's tail and the FIN in one segment instead of two, which saves
+    /// the transmit and the peer's receive of a segment on every `Connection: close` exchange.
+    fn last_response(&mut self, cork: bool) {
         self.close_after = true;
+        if cork && !self.corked {
+            self.corked = socket2::SockRef::from(&self.sock)
+                .set_tcp_cork(true)
+                .is_ok();
+        }
     }
 
     /// Sets the deadline for waiting on a request: keep-alive idle when nothing of the next

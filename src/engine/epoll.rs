@@ -156,7 +156,7 @@ impl Epoll {
     /// Closes a connection (`reset`: with RST).
     fn close(&mut self, key: TimerKey, reset: bool) {
         if let Some(mut e) = self.conns.remove(key) {
-            e.conn.on_close(&mut self.w);
+            e.conn.on_close(reset, &mut self.w);
             self.w.metrics.conn_closed();
             if reset {
                 let _ = socket2::SockRef::from(e.conn.sock()).set_linger(Some(Duration::ZERO));

@@ -272,26 +272,28 @@ impl Uring {
         unsafe { self.push(&sqe) };
     }
 
-    /// Closes a connection (`reset`: with RST) once its operations are cancelled.
+    /// Closes a connection (`reset`: with RST) once its operations have completed: a socket
+    /// the connection shut down ends them by itself, otherwise they are cancelled.
     fn close(&mut self, key: TimerKey, reset: bool) {
         let Some(e) = self.conns.get_mut(key) else {
             return;
         };
-        e.conn.on_close(&mut self.w);
-        if reset {
-            let _ = socket2::SockRef::from(e.conn.sock()).set_linger(Some(Duration::ZERO));
-        }
-        if e.io.inflight == 0 {
-            self.conns.remove(key);
-            self.w.metrics.conn_closed();
-            self.admit_overflow();
-            return;
-        }
         if !e.io.closing {
             e.io.closing = true;
             e.conn.deadline.set(None);
-            let fd = e.conn.sock().as_raw_fd();
-            self.cancel_fd(fd, key);
+            let shut = e.conn.on_close(reset, &mut self.w);
+            if reset {
+                let _ = socket2::SockRef::from(e.conn.sock()).set_linger(Some(Duration::ZERO));
+            }
+            if e.io.inflight > 0 && !shut {
+                let fd = e.conn.sock().as_raw_fd();
+                self.cancel_fd(fd, key);
+            }
+        }
+        if self.conns.get_mut(key).is_some_and(|e| e.io.inflight == 0) {
+            self.conns.remove(key);
+            self.w.metrics.conn_closed();
+            self.admit_overflow();
         }
     }
 

@@ -489,6 +489,23 @@ impl Conn {
         resp
     }
 
+    /// Segments this socket has received so far, as `(all, carrying data)`, from the kernel's
+    /// TCP_INFO as shown by `ss(8)` (iproute2).
+    pub fn segments_in(&self) -> (u64, u64) {
+        let port = self.stream.local_addr().unwrap().port();
+        let out = Command::new("ss")
+            .args(["-tinH", "state", "all", &format!("sport = :{port}")])
+            .output()
+            .expect("run ss(8) from iproute2");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let field = |name: &str| {
+            text.split_whitespace()
+                .find_map(|w| w.strip_prefix(name)?.strip_prefix(':')?.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} for port {port} in ss output: {text}"))
+        };
+        (field("segs_in"), field("data_segs_in"))
+    }
+
     /// Reads until the server closes the connection (EOF or reset) and returns the bytes that
     /// arrived meanwhile (including any not consumed yet). Panics if the connection is still
     /// open after [`IO_TIMEOUT`].
