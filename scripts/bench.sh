@@ -20,7 +20,8 @@ if [[ -n "${RINGSERVE_ARGS:-}" ]]; then
     COMMAND_LINE="RINGSERVE_ARGS=$(shell_quote "$RINGSERVE_ARGS") $COMMAND_LINE"
 fi
 
-ALL_SERVERS="ringserve ringserve-epoll nginx lighttpd"
+ALL_SERVERS="ringserve ringserve-epoll ringserve-static nginx lighttpd"
+MUSL_TARGET=x86_64-unknown-linux-musl
 ALL_SCENARIOS="small small-files large range churn idle10k"
 
 SERVERS="ringserve,nginx,lighttpd"
@@ -52,6 +53,8 @@ Options:
   --servers LIST      comma-separated, in the order they alternate (default: $SERVERS)
                       known: ${ALL_SERVERS// /, }
                       ringserve-epoll = ringserve with '--backend epoll'
+                      ringserve-static = the static musl build (README: static binary); needs
+                      rustup and musl-tools, which are installed when missing
   --scenarios LIST    comma-separated (default: $SCENARIOS)
                         small        wrk -c64, GET /1k.bin, keep-alive
                         small-files  wrk -c64, random one of /small/0..999.bin (1 KiB each)
@@ -73,7 +76,8 @@ Options:
   --corpus DIR        corpus directory, generated once and reused (default $CORPUS)
   --out-dir DIR       where reports go (default perf/out)
   --no-install        do not apt-get anything; fail if a tool is missing
-  --no-build          do not run 'cargo build --release' (use target/release/ringserve as is)
+  --no-build          do not run 'cargo build --release' (use target/release/ringserve and
+                      target/$MUSL_TARGET/release/ringserve as they are)
   --keep-tmp          keep the temporary directory (configs, logs, raw wrk output)
   --prepare           only install the tools, build ringserve and make the corpus, then exit
                       (for profiling by hand: see perf/PROFILING.md)
@@ -167,7 +171,7 @@ if [[ "$SERVER_CPU" == "$CLIENT_CPU" ]]; then
 fi
 
 uses() { [[ ",$SERVERS," == *",$1,"* ]]; }
-uses_ringserve() { uses ringserve || uses ringserve-epoll; }
+uses_ringserve() { uses ringserve || uses ringserve-epoll || uses ringserve-static; }
 has_scenario() { [[ ",$SCENARIOS," == *",$1,"* ]]; }
 
 # ----------------------------------------------------------------------------- state and cleanup
@@ -224,6 +228,7 @@ install_tools() {
     if uses lighttpd; then command -v lighttpd >/dev/null || pkgs+=(lighttpd); fi
     command -v gnuplot >/dev/null || python3 -c 'import matplotlib' 2>/dev/null || pkgs+=(gnuplot-nox)
     command -v taskset >/dev/null || pkgs+=(util-linux)
+    if uses ringserve-static && (( BUILD )); then command -v musl-gcc >/dev/null || pkgs+=(musl-tools); fi
     (( ${#pkgs[@]} )) || return 0
     (( INSTALL )) || die "missing: ${pkgs[*]} (drop --no-install to apt-get them)"
     say "installing ${pkgs[*]} with apt-get"
@@ -263,15 +268,30 @@ system_services_check() {     # only warns: those processes are not ours to stop
 RINGSERVE_HAS_KEEPALIVE_REQUESTS=0
 build_ringserve() {
     RINGSERVE_BIN="$ROOT/target/release/ringserve"
-    uses_ringserve || return 0
-    if (( BUILD )); then
+    RINGSERVE_STATIC_BIN="$ROOT/target/$MUSL_TARGET/release/ringserve"
+    if (( BUILD )) && { uses ringserve || uses ringserve-epoll; }; then
         say "cargo build --release"
         (cd "$ROOT" && cargo build --release >&2) || die "cargo build --release failed (try --servers nginx,lighttpd)"
     fi
-    [[ -x "$RINGSERVE_BIN" ]] || die "$RINGSERVE_BIN not found"
-    if "$RINGSERVE_BIN" --help 2>/dev/null | grep -q -- '--keepalive-requests'; then
-        RINGSERVE_HAS_KEEPALIVE_REQUESTS=1
+    if (( BUILD )) && uses ringserve-static; then
+        command -v rustup >/dev/null || die "ringserve-static needs rustup (to add the $MUSL_TARGET target)"
+        if ! rustup target list --installed | grep -qx "$MUSL_TARGET"; then
+            (( INSTALL )) || die "the $MUSL_TARGET target is missing (drop --no-install to add it with rustup)"
+            rustup target add "$MUSL_TARGET" >&2 || die "rustup target add $MUSL_TARGET failed"
+        fi
+        say "cargo build --release --target $MUSL_TARGET"
+        (cd "$ROOT" && cargo build --release --target "$MUSL_TARGET" >&2) \
+            || die "cargo build --release --target $MUSL_TARGET failed"
     fi
+    local bins=() bin
+    if uses ringserve || uses ringserve-epoll; then bins+=("$RINGSERVE_BIN"); fi
+    if uses ringserve-static; then bins+=("$RINGSERVE_STATIC_BIN"); fi
+    for bin in ${bins[@]+"${bins[@]}"}; do
+        [[ -x "$bin" ]] || die "$bin not found"
+        if "$bin" --help 2>/dev/null | grep -q -- '--keepalive-requests'; then
+            RINGSERVE_HAS_KEEPALIVE_REQUESTS=1
+        fi
+    done
 }
 
 # ----------------------------------------------------------------------------- corpus
@@ -397,7 +417,9 @@ ringserve_cmd() {    # ringserve_cmd NAME PORT -> SERVER_CMD array
     if (( RINGSERVE_HAS_KEEPALIVE_REQUESTS )) && [[ " ${args[*]:-} " != *" --keepalive-requests"* ]]; then
         args=(--keepalive-requests 100000 ${args[@]+"${args[@]}"})
     fi
-    SERVER_CMD=("$RINGSERVE_BIN" --root "$CORPUS" --listen "127.0.0.1:$port" --workers 1 --access-log off
+    local bin=$RINGSERVE_BIN
+    [[ $name == ringserve-static ]] && bin=$RINGSERVE_STATIC_BIN
+    SERVER_CMD=("$bin" --root "$CORPUS" --listen "127.0.0.1:$port" --workers 1 --access-log off
                 ${args[@]+"${args[@]}"})
 }
 
@@ -406,7 +428,7 @@ start_server() {    # start_server NAME PORT TAG
     mkdir -p "$dir"
     log="$dir/$tag.log"
     case "$name" in
-        ringserve|ringserve-epoll) ringserve_cmd "$name" "$port" ;;
+        ringserve|ringserve-epoll|ringserve-static) ringserve_cmd "$name" "$port" ;;
         nginx)
             write_nginx_conf "$dir" "$port"
             SERVER_CMD=(nginx -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" -g 'daemon off;') ;;
@@ -588,7 +610,7 @@ install_tools
 build_ringserve
 make_corpus
 if (( PREPARE_ONLY )); then
-    say "ready: corpus in $CORPUS$(uses_ringserve && echo ", binary $RINGSERVE_BIN")"
+    say "ready: corpus in $CORPUS$(uses_ringserve && echo ", binaries in $ROOT/target")"
     exit 0
 fi
 
@@ -626,7 +648,7 @@ if [[ -n "$(git -C "$ROOT" status --porcelain -- src Cargo.toml Cargo.lock 2>/de
 fi
 version_of() {
     case "$1" in
-        ringserve|ringserve-epoll) echo "$commit" ;;
+        ringserve|ringserve-epoll|ringserve-static) echo "$commit" ;;
         nginx) nginx -v 2>&1 | sed 's/^nginx version: //' ;;
         lighttpd) lighttpd -v 2>&1 | head -n1 | awk '{print $1}' ;;
         wrk) wrk -v 2>&1 | head -n1 | awk '{print $1, $2}' ;;

@@ -736,7 +736,8 @@ def cmd_report(a):
 
     if idle:
         w("")
-        w("### idle10k: 10,000 idle keep-alive connections (one GET each, then idle)")
+        conns = max(r.get("conns", 0) for r in idle)
+        w(f"### idle10k: {conns:,} idle keep-alive connections (one GET each, then idle)")
         w("")
         ih = ["server", "RSS idle (no conn.)", "RSS with conns", "KiB per conn.", "conns open",
               "closed by server while idle", "open time"] + [f"RSS ÷ {p}" for p in peers]
