@@ -219,6 +219,13 @@ impl Epoll {
                 continue;
             };
             let key = self.conns.insert(conn, ());
+            // The request has usually arrived with the handshake: read and answer it before
+            // registering, so a connection that closes after one answer is never registered.
+            let next = self.read(key);
+            if matches!(next, Next::Close | Next::Reset) {
+                self.apply(key, next);
+                continue;
+            }
             let Some(e) = self.conns.get_mut(key) else {
                 return;
             };
@@ -234,7 +241,9 @@ impl Epoll {
             {
                 self.conns.remove(key);
                 self.w.metrics.conn_closed();
+                continue;
             }
+            self.apply(key, next);
         }
     }
 

@@ -152,6 +152,8 @@ struct Uring {
     cqes: Vec<(u64, i32, u32)>,
     rearm: Vec<TimerKey>,
     want_peer: bool,
+    /// Where a just-accepted connection's first bytes are read (see [`Uring::admit`]).
+    first: Box<[u8]>,
 }
 
 /// Runs one worker until shutdown.
@@ -173,6 +175,7 @@ pub fn run(setup: WorkerSetup, info: RingInfo) -> io::Result<()> {
         cqes: Vec::with_capacity(SQ_ENTRIES as usize * 4),
         rearm: Vec::new(),
         want_peer: setup.want_peer,
+        first: vec![0; BUF_SIZE as usize].into_boxed_slice(),
     };
     u.sync_accepts();
     u.arm_wake();
@@ -330,11 +333,30 @@ impl Uring {
     }
 
     /// Starts serving an accepted socket (unless an access rule refuses it).
+    ///
+    /// A client sends its request right after the handshake, so by the time the accept
+    /// completes the request has usually arrived: it is read at once with `recv(2)` and
+    /// answered in the same loop turn. The multishot receive is armed afterwards for what
+    /// follows, or not at all when that answer closes the connection (`Connection: close`).
     fn admit(&mut self, sock: OwnedFd) {
-        if let Some(conn) = Conn::new(sock, self.want_peer, &self.w) {
-            let key = self.conns.insert(conn, Io::default());
+        let Some(conn) = Conn::new(sock, self.want_peer, &self.w) else {
+            return;
+        };
+        let key = self.conns.insert(conn, Io::default());
+        let Some(e) = self.conns.get_mut(key) else {
+            return;
+        };
+        let next = match super::sys::recv(e.conn.sock().as_fd(), &mut self.first) {
+            Ok(0) => Next::Close,
+            Ok(n) => e.conn.on_input(&self.first[..n], &mut self.w),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => Next::Read,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => Next::Read,
+            Err(_) => Next::Close,
+        };
+        if !matches!(next, Next::Close | Next::Reset) {
             self.arm_recv(key);
         }
+        self.apply(key, next);
     }
 
     /// Waits for the wake eventfd (shutdown, log reopen); re-armed each time it fires.
