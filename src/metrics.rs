@@ -13,8 +13,9 @@
 //! once a second into a mutex of its [`WorkerMetrics`] that it only ever `try_lock`s, so a
 //! scrape in progress delays a publication instead of blocking the worker.
 
-use std::collections::hash_map::{Entry, HashMap};
+use std::collections::hash_map::{Entry, HashMap, RandomState};
 use std::fmt::Write as _;
+use std::hash::BuildHasher;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -425,15 +426,35 @@ impl Writer<'_> {
 /// count plus one. Every path requested more than `total / capacity` times is tracked, and a
 /// tracked count overestimates by at most the count it inherited.
 ///
-/// The counters form a binary min-heap indexed by path, so each recording costs one hash
-/// lookup and O(log capacity) swaps, and allocates only when a new path comes in.
+/// The counters form a binary min-heap. Paths live in fixed slots that the heap points to and
+/// are found by a keyed 64-bit hash, so a recording hashes its path once, moves no path, and
+/// allocates nothing once every slot is in use: an evicted slot's buffer takes the new path
+/// (growing only for a path longer than any it held). With many more distinct files than
+/// counters that is most requests. Two paths with the same keyed hash would share a counter,
+/// which for random keys and 64 bits does not happen in practice.
 pub struct TopFiles {
     capacity: usize,
-    heap: Vec<(Arc<[u8]>, u64)>,
-    index: HashMap<Arc<[u8]>, usize>,
+    hasher: RandomState,
+    /// `(count, slot)`, a min-heap on count.
+    heap: Vec<(u64, usize)>,
+    slots: Vec<Slot>,
+    /// Path hash to slot.
+    index: HashMap<u64, usize>,
     changed: bool,
     published: Option<Instant>,
 }
+
+/// A tracked path.
+struct Slot {
+    path: Vec<u8>,
+    hash: u64,
+    /// Its counter's position in the heap.
+    at: usize,
+}
+
+/// Bytes reserved for a slot's path when it is created, so that eviction seldom has to grow
+/// it.
+const SLOT_PATH: usize = 128;
 
 impl TopFiles {
     /// Tracks at most `capacity` paths (at least one).
@@ -441,8 +462,12 @@ impl TopFiles {
         let capacity = capacity.max(1);
         TopFiles {
             capacity,
+            hasher: RandomState::new(),
             heap: Vec::with_capacity(capacity),
-            index: HashMap::with_capacity(capacity),
+            slots: Vec::with_capacity(capacity),
+            // Twice the room: evictions leave tombstones, and a table at most half full
+            // clears them in place instead of growing.
+            index: HashMap::with_capacity(2 * capacity),
             changed: false,
             published: None,
         }
@@ -459,28 +484,44 @@ impl TopFiles {
             return;
         }
         self.changed = true;
-        if let Some(&at) = self.index.get(path) {
-            self.heap[at].1 += 1;
+        let hash = self.hasher.hash_one(path);
+        if let Some(&slot) = self.index.get(&hash) {
+            let at = self.slots[slot].at;
+            self.heap[at].0 += 1;
             self.sift_down(at);
             return;
         }
-        let key: Arc<[u8]> = Arc::from(path);
         if self.heap.len() < self.capacity {
-            self.heap.push((Arc::clone(&key), 1));
-            self.index.insert(key, self.heap.len() - 1);
-            self.sift_up(self.heap.len() - 1);
+            let slot = self.slots.len();
+            let mut buf = Vec::with_capacity(path.len().max(SLOT_PATH));
+            buf.extend_from_slice(path);
+            let at = self.heap.len();
+            self.slots.push(Slot {
+                path: buf,
+                hash,
+                at,
+            });
+            self.heap.push((1, slot));
+            self.index.insert(hash, slot);
+            self.sift_up(at);
             return;
         }
-        let (old, min) = std::mem::replace(&mut self.heap[0], (Arc::clone(&key), 0));
-        self.index.remove(&old);
-        self.heap[0].1 = min + 1;
-        self.index.insert(key, 0);
+        let (min, slot) = self.heap[0];
+        let s = &mut self.slots[slot];
+        self.index.remove(&s.hash);
+        s.path.clear();
+        s.path.extend_from_slice(path);
+        s.hash = hash;
+        self.index.insert(hash, slot);
+        self.heap[0].0 = min + 1;
         self.sift_down(0);
     }
 
     /// The tracked paths and counts, in no particular order.
     pub fn entries(&self) -> impl Iterator<Item = (&[u8], u64)> {
-        self.heap.iter().map(|(k, n)| (&k[..], *n))
+        self.heap
+            .iter()
+            .map(|&(n, slot)| (&self.slots[slot].path[..], n))
     }
 
     /// Publishes the counts into `to` if they changed and a second has passed since the
@@ -495,7 +536,7 @@ impl TopFiles {
         }
         if let Ok(mut shared) = to.top.0.try_lock() {
             shared.clear();
-            shared.extend(self.heap.iter().map(|(k, n)| (Arc::clone(k), *n)));
+            shared.extend(self.entries().map(|(k, n)| (Arc::from(k), n)));
             self.changed = false;
             self.published = Some(now);
         }
@@ -504,16 +545,14 @@ impl TopFiles {
     fn swap(&mut self, a: usize, b: usize) {
         self.heap.swap(a, b);
         for i in [a, b] {
-            if let Some(slot) = self.index.get_mut(&self.heap[i].0) {
-                *slot = i;
-            }
+            self.slots[self.heap[i].1].at = i;
         }
     }
 
     fn sift_up(&mut self, mut i: usize) {
         while i > 0 {
             let parent = (i - 1) / 2;
-            if self.heap[parent].1 <= self.heap[i].1 {
+            if self.heap[parent].0 <= self.heap[i].0 {
                 break;
             }
             self.swap(i, parent);
@@ -525,7 +564,7 @@ impl TopFiles {
         loop {
             let mut smallest = i;
             for child in [2 * i + 1, 2 * i + 2] {
-                if child < self.heap.len() && self.heap[child].1 < self.heap[smallest].1 {
+                if child < self.heap.len() && self.heap[child].0 < self.heap[smallest].0 {
                     smallest = child;
                 }
             }
@@ -818,11 +857,13 @@ mod tests {
         for hot in ["/hot", "/warm"] {
             assert!(c[hot] >= exact[hot], "{hot}");
         }
-        for (i, (k, _)) in top.heap.iter().enumerate() {
-            assert_eq!(top.index[k], i);
+        for (i, &(_, slot)) in top.heap.iter().enumerate() {
+            let s = &top.slots[slot];
+            assert_eq!((s.at, top.index[&s.hash]), (i, slot));
+            assert_eq!(s.hash, top.hasher.hash_one(&s.path[..]));
         }
         for i in 1..top.heap.len() {
-            assert!(top.heap[(i - 1) / 2].1 <= top.heap[i].1);
+            assert!(top.heap[(i - 1) / 2].0 <= top.heap[i].0);
         }
     }
 
