@@ -9,6 +9,8 @@ backend_tests!(
     garbage_request_line_400,
     missing_host_400,
     oversized_head_431,
+    refusal_survives_ongoing_upload_413,
+    lingering_ends_without_the_client,
     large_head_under_limit_ok,
     content_length_and_chunked_400_no_smuggling,
     differing_content_lengths_400,
@@ -21,8 +23,9 @@ backend_tests!(
     absolute_form_served,
 );
 
-/// Sends `raw` on a new connection; asserts the answer is `status`, that nothing follows it
-/// before the server closes the connection, and that the server still serves afterwards.
+/// Sends `raw` on a new connection; asserts the answer is `status`, and that nothing follows
+/// it before the server closes the connection cleanly (a FIN, not a reset) once the client
+/// has closed its side, and that the server still serves afterwards.
 fn expect_error_and_close(backend: Backend, raw: &[u8], status: u16) {
     let corpus = Corpus::new();
     let server = Server::start(backend, corpus.root(), &[]);
@@ -30,7 +33,8 @@ fn expect_error_and_close(backend: Backend, raw: &[u8], status: u16) {
     conn.send_lossy(raw);
     let resp = conn.read_response(false);
     assert_eq!(resp.status, status, "request {}: {resp:?}", lossy(raw));
-    let rest = conn.read_until_closed();
+    conn.stream().shutdown(std::net::Shutdown::Write).unwrap();
+    let rest = conn.read_until_eof();
     assert!(rest.is_empty(), "more after the error: {}", lossy(&rest));
     let resp = server.fetch(&get(&format!("/{ONE}")));
     assert_eq!(resp.body, b"x", "server unusable after {}", lossy(raw));
@@ -62,6 +66,54 @@ fn oversized_head_431(backend: Backend) {
         &[&format!("X-Filler: {filler}")],
     );
     expect_error_and_close(backend, raw.as_bytes(), 431);
+}
+
+/// A body too large to skip is refused with 413 while the client is still uploading it: the
+/// server reads and drops the rest (closing with it unread would reset the connection,
+/// which can destroy the 413 before the client reads it, and would fail the upload's writes)
+/// and closes cleanly once the client is done.
+fn refusal_survives_ongoing_upload_413(backend: Backend) {
+    let corpus = Corpus::new();
+    let server = Server::start(backend, corpus.root(), &[]);
+    let mut conn = server.connect();
+    let head = req("GET", &format!("/{PAGE}"), &["Content-Length: 2000000"]);
+    let mut upload = head.into_bytes();
+    upload.resize(upload.len() + 2_000_000, b'u');
+    let writer = conn.send_in_background(upload);
+    let resp = conn.read_response(false);
+    assert_eq!(resp.status, 413, "{resp:?}");
+    assert!(resp.closes(), "{resp:?}");
+    assert!(conn.read_until_eof().is_empty());
+    writer.join().unwrap().expect("the whole upload was taken");
+}
+
+/// After a 431 the server shuts its side down at once but keeps taking (and dropping) what
+/// the client sends for a while, then closes; a client that never closes is not waited for
+/// forever. Writes probe for the close: once the server has closed, they are refused.
+fn lingering_ends_without_the_client(backend: Backend) {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    let corpus = Corpus::new();
+    let server = Server::start(backend, corpus.root(), &[]);
+    let mut conn = server.connect();
+    let filler = "a".repeat(20 * 1024);
+    conn.send(req("GET", "/", &[&format!("X-Filler: {filler}")]));
+    assert_eq!(conn.read_response(false).status, 431);
+    assert!(conn.read_until_eof().is_empty());
+    let started = Instant::now();
+    let mut stream = conn.stream();
+    while stream.write(b"z").is_ok() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "still open after 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(3),
+        "closed after {took:?}: did not linger"
+    );
 }
 
 fn large_head_under_limit_ok(backend: Backend) {

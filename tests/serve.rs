@@ -19,6 +19,7 @@ backend_tests!(
     http10_keepalive_on_request,
     connection_close_honoured,
     last_response_carries_the_fin,
+    close_with_input_unread_lingers,
     keepalive_requests_limit,
     pipelining_100_in_one_write,
     directory_redirect_keeps_query,
@@ -266,6 +267,28 @@ fn last_response_carries_the_fin(backend: Backend) {
             all - data <= 2,
             "{request:?}: {all} segments in, {data} with data"
         );
+    }
+}
+
+/// Bytes that follow a `Connection: close` request are read and dropped, not left unread:
+/// the client gets its response and the server's FIN, and can go on writing for a while
+/// (closed at once with input unread, the socket would reset the connection instead, and
+/// the writes after the response would fail).
+fn close_with_input_unread_lingers(backend: Backend) {
+    use std::io::Write;
+    let corpus = Corpus::new();
+    let server = Server::start(backend, corpus.root(), &[]);
+    let mut conn = server.connect();
+    let mut bytes = req("GET", &format!("/{PAGE}"), &["Connection: close"]).into_bytes();
+    bytes.resize(bytes.len() + 64 * 1024, b'x');
+    conn.send(bytes);
+    let resp = conn.read_response(false);
+    check_file_response(&resp, PAGE, &corpus.read(PAGE));
+    assert!(resp.closes(), "{resp:?}");
+    assert!(conn.read_until_eof().is_empty());
+    for i in 0..3 {
+        let wrote = conn.stream().write_all(b"more");
+        assert!(wrote.is_ok(), "write {i} after the response: {wrote:?}");
     }
 }
 

@@ -41,6 +41,9 @@ use super::timer::Deadline;
 /// Most unparsed input kept for a connection while its response is being sent (pipelined
 /// requests waiting their turn). A client that sends more without reading is cut off.
 const MAX_PENDING: usize = 64 * 1024;
+/// How long a closing connection reads and drops what its client still sends (nginx's
+/// `lingering_timeout`).
+const LINGER: Duration = Duration::from_secs(5);
 
 /// Paths tracked per worker for the most-downloaded list.
 const TOP_FILES: usize = 64;
@@ -74,6 +77,9 @@ enum Phase {
     Paced,
     /// A response was just sent; the next input decides between `Idle` and `Head`.
     Answered,
+    /// The last response is sent and the write side shut down; input is dropped until the
+    /// client closes or [`LINGER`] passes (see [`Conn::closing`]).
+    Lingering,
 }
 
 /// Per-worker state every connection of the worker uses while it is being driven.
@@ -171,6 +177,8 @@ pub struct Conn {
     close_after: bool,
     /// The socket is corked for the last response (see [`Conn::on_close`]).
     corked: bool,
+    /// The last response refuses a request for its size: its client is likely still sending.
+    linger: bool,
     /// Requests answered on this connection.
     served: u32,
     phase: Phase,
@@ -212,6 +220,7 @@ impl Conn {
             pipe: None,
             close_after: false,
             corked: false,
+            linger: false,
             served: 0,
             phase: Phase::Head,
             deadline,
@@ -229,8 +238,17 @@ impl Conn {
         self.phase == Phase::Idle && self.pending.is_empty()
     }
 
+    /// Whether the connection only waits for its client to close (see [`Conn::closing`]):
+    /// what arrives may be dropped unread.
+    pub fn lingering(&self) -> bool {
+        self.phase == Phase::Lingering
+    }
+
     /// Bytes `data` were received.
     pub fn on_input(&mut self, data: &[u8], w: &mut Worker) -> Next {
+        if self.phase == Phase::Lingering {
+            return Next::Read;
+        }
         if self.busy() || !self.pending.is_empty() {
             if self.pending.len() + data.len() > MAX_PENDING {
                 return Next::Close;
@@ -242,7 +260,7 @@ impl Conn {
             return self.serve_pending(w);
         }
         let (used, next) = self.serve(data, w);
-        if next != Next::Close && used < data.len() {
+        if next != Next::Close && used < data.len() && self.phase != Phase::Lingering {
             self.pending.extend_from_slice(&data[used..]);
         }
         next
@@ -264,7 +282,7 @@ impl Conn {
         if self.phase == Phase::Paced {
             return self.resume(w);
         }
-        if self.is_idle() {
+        if self.is_idle() || self.phase == Phase::Lingering {
             Next::Close
         } else {
             w.metrics.rejected(Reject::Timeout);
@@ -275,7 +293,7 @@ impl Conn {
     /// Goes on sending the current response, then serves pipelined requests.
     fn resume(&mut self, w: &mut Worker) -> Next {
         match self.flush(w) {
-            Ok(true) if self.close_after => Next::Close,
+            Ok(true) if self.close_after => self.closing(!self.pending.is_empty(), w),
             Ok(true) => self.serve_pending(w),
             Ok(false) => self.waiting(),
             Err(_) => Next::Close,
@@ -300,7 +318,10 @@ impl Conn {
     /// current response.
     pub fn on_drain(&mut self) -> Next {
         // Nothing of a request has arrived (between requests, or accepted and silent).
-        let waiting = matches!(self.phase, Phase::Idle | Phase::Head | Phase::Answered);
+        let waiting = matches!(
+            self.phase,
+            Phase::Idle | Phase::Head | Phase::Answered | Phase::Lingering
+        );
         if waiting && self.pending.is_empty() && self.discard == 0 {
             Next::Close
         } else {
@@ -354,7 +375,11 @@ impl Conn {
         let pending = std::mem::take(&mut self.pending);
         let (used, next) = self.serve(&pending, w);
         self.pending = pending;
-        self.pending.drain(..used);
+        if self.phase == Phase::Lingering {
+            self.pending.clear();
+        } else {
+            self.pending.drain(..used);
+        }
         next
     }
 
@@ -448,7 +473,9 @@ impl Conn {
                 }
             }
             match self.flush(w) {
-                Ok(true) if self.close_after => return (pos, Next::Close),
+                Ok(true) if self.close_after => {
+                    return (pos, self.closing(pos < buf.len(), w));
+                }
                 Ok(true) => {}
                 Ok(false) => return (pos, self.waiting()),
                 Err(_) => return (pos, Next::Close),
@@ -495,7 +522,32 @@ impl Conn {
         w.log
             .stage(&mut out.record, None, planned.status, lens, w.now);
         (out.method, out.status, out.started) = (Method::Other, planned.status, Some(w.now));
+        self.linger = matches!(
+            status,
+            Status::PayloadTooLarge | Status::HeaderFieldsTooLarge | Status::UriTooLong
+        );
         self.last_response(true);
+    }
+
+    /// The connection's last response is with the kernel. If its client may still be sending
+    /// (`unread` input is buffered, a request body is being skipped, or the request was
+    /// refused for its size), the connection closes in stages as RFC 9112 §9.6 describes and
+    /// nginx's `lingering_close` does: the write side is shut down (the response and the FIN
+    /// leave), what the client still sends is dropped until it closes or [`LINGER`] passes,
+    /// and only then is the socket closed. Closed at once with input unread, it would send an
+    /// RST, which can destroy the response before the client reads it.
+    fn closing(&mut self, unread: bool, w: &Worker) -> Next {
+        if !(unread || self.discard > 0 || self.linger) {
+            return Next::Close;
+        }
+        let shut = socket2::SockRef::from(&self.sock).shutdown(std::net::Shutdown::Write);
+        if shut.is_err() {
+            return Next::Close;
+        }
+        self.phase = Phase::Lingering;
+        self.discard = 0;
+        self.deadline.set(w.deadline_after(LINGER));
+        Next::Read
     }
 
     /// The response being planned is the connection's last. Unless it is paced (a corked

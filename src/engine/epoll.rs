@@ -263,12 +263,22 @@ impl Epoll {
         self.apply(key, next);
     }
 
-    /// Reads until the socket is drained (edge-triggered), feeding the driver.
+    /// Reads until the socket is drained (edge-triggered), feeding the driver. A lingering
+    /// connection's input is dropped in the kernel with one call, however fast it arrives.
     fn read(&mut self, key: TimerKey) -> Next {
         let Some(e) = self.conns.get_mut(key) else {
             return Next::Close;
         };
         loop {
+            if e.conn.lingering() {
+                return match sys::discard(e.conn.sock().as_fd()) {
+                    Ok(0) => Next::Close,
+                    Ok(_) => Next::Read,
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => Next::Read,
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => Next::Read,
+                    Err(_) => Next::Close,
+                };
+            }
             match sys::recv(e.conn.sock().as_fd(), &mut self.buf) {
                 Ok(0) => return Next::Close,
                 Ok(n) => {

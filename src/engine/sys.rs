@@ -87,6 +87,22 @@ pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     })
 }
 
+/// Drops everything queued on a (non-blocking) TCP socket in one `recv(2)` with
+/// `MSG_TRUNC`, which for TCP discards the data instead of copying it (tcp(7)). Returns the
+/// bytes dropped; 0 means the peer has closed.
+pub fn discard(sock: BorrowedFd<'_>) -> io::Result<usize> {
+    // SAFETY: with MSG_TRUNC, TCP's receive path skips the copy to the caller's buffer, so
+    // the null buffer is never touched; only the length bounds what is dropped.
+    cvt(unsafe {
+        libc::recv(
+            sock.as_raw_fd(),
+            std::ptr::null_mut(),
+            1 << 30,
+            libc::MSG_TRUNC | libc::MSG_DONTWAIT,
+        )
+    })
+}
+
 /// Largest count one `sendfile(2)` call accepts on Linux.
 pub const SENDFILE_MAX: u64 = 0x7fff_f000;
 

@@ -506,6 +506,32 @@ impl Conn {
         (field("segs_in"), field("data_segs_in"))
     }
 
+    /// Reads until the server's FIN and returns the bytes that arrived meanwhile (including
+    /// any not consumed yet). Panics on a reset, or if the connection is still open after
+    /// [`IO_TIMEOUT`].
+    pub fn read_until_eof(&mut self) -> Vec<u8> {
+        let mut rest = std::mem::take(&mut self.buf);
+        let mut chunk = vec![0; 64 * 1024];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return rest,
+                Ok(n) => rest.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => panic!("no clean close ({e}); received: {}", lossy(&rest)),
+            }
+        }
+    }
+
+    /// Writes `bytes` from another thread, then shuts the write side down, so a test can
+    /// read while the client is still sending. The thread returns how the writing went.
+    pub fn send_in_background(&self, bytes: Vec<u8>) -> thread::JoinHandle<io::Result<()>> {
+        let mut stream = self.stream.try_clone().expect("clone the stream");
+        thread::spawn(move || {
+            stream.write_all(&bytes)?;
+            stream.shutdown(std::net::Shutdown::Write)
+        })
+    }
+
     /// Reads until the server closes the connection (EOF or reset) and returns the bytes that
     /// arrived meanwhile (including any not consumed yet). Panics if the connection is still
     /// open after [`IO_TIMEOUT`].
