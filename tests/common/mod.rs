@@ -506,22 +506,6 @@ impl Conn {
         (field("segs_in"), field("data_segs_in"))
     }
 
-    /// Reads until the server's FIN and returns the bytes that arrived meanwhile (including
-    /// any not consumed yet). Panics on a reset, or if the connection is still open after
-    /// [`IO_TIMEOUT`].
-    pub fn read_until_eof(&mut self) -> Vec<u8> {
-        let mut rest = std::mem::take(&mut self.buf);
-        let mut chunk = vec![0; 64 * 1024];
-        loop {
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return rest,
-                Ok(n) => rest.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => panic!("no clean close ({e}); received: {}", lossy(&rest)),
-            }
-        }
-    }
-
     /// Writes `bytes` from another thread, then shuts the write side down, so a test can
     /// read while the client is still sending. The thread returns how the writing went.
     pub fn send_in_background(&self, bytes: Vec<u8>) -> thread::JoinHandle<io::Result<()>> {
@@ -536,16 +520,26 @@ impl Conn {
     /// arrived meanwhile (including any not consumed yet). Panics if the connection is still
     /// open after [`IO_TIMEOUT`].
     pub fn read_until_closed(&mut self) -> Vec<u8> {
+        self.read_to_close(true)
+    }
+
+    /// Like [`Conn::read_until_closed`], but only the server's FIN will do: panics on a
+    /// reset.
+    pub fn read_until_eof(&mut self) -> Vec<u8> {
+        self.read_to_close(false)
+    }
+
+    fn read_to_close(&mut self, reset_ok: bool) -> Vec<u8> {
         let mut rest = std::mem::take(&mut self.buf);
         let mut chunk = vec![0; 64 * 1024];
         loop {
             match self.stream.read(&mut chunk) {
                 Ok(0) => return rest,
                 Ok(n) => rest.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return rest,
+                Err(e) if reset_ok && e.kind() == io::ErrorKind::ConnectionReset => return rest,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => panic!(
-                    "server did not close the connection ({e}); received: {}",
+                    "server did not close the connection cleanly ({e}); received: {}",
                     lossy(&rest)
                 ),
             }
