@@ -172,6 +172,10 @@ struct Opts {
     /// Time a response may stall without the client reading (nginx `send_timeout`).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     send_timeout: Duration,
+    /// Time a closing connection whose client may still be sending keeps reading and dropping
+    /// its input before the socket is closed; 0 closes at once (nginx `lingering_timeout`).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    lingering_timeout: Duration,
     /// How file bytes are sent.
     #[arg(long, value_enum, default_value_t = BodyPath::Sendfile)]
     body: BodyPath,
@@ -293,6 +297,8 @@ pub struct Config {
     pub keepalive_timeout: Duration,
     /// Send stall deadline.
     pub send_timeout: Duration,
+    /// Lingering-close deadline (zero: no lingering).
+    pub lingering_timeout: Duration,
     /// Body path.
     pub body: BodyPath,
     /// Keep-alive request cap.
@@ -521,6 +527,7 @@ impl Config {
             header_timeout: opts.header_timeout,
             keepalive_timeout: opts.keepalive_timeout,
             send_timeout: opts.send_timeout,
+            lingering_timeout: opts.lingering_timeout,
             body: opts.body,
             keepalive_requests: opts.keepalive_requests.max(1),
             limits: Limits {

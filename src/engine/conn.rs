@@ -41,9 +41,6 @@ use super::timer::Deadline;
 /// Most unparsed input kept for a connection while its response is being sent (pipelined
 /// requests waiting their turn). A client that sends more without reading is cut off.
 const MAX_PENDING: usize = 64 * 1024;
-/// How long a closing connection reads and drops what its client still sends (nginx's
-/// `lingering_timeout`).
-const LINGER: Duration = Duration::from_secs(5);
 
 /// Paths tracked per worker for the most-downloaded list.
 const TOP_FILES: usize = 64;
@@ -78,7 +75,7 @@ enum Phase {
     /// A response was just sent; the next input decides between `Idle` and `Head`.
     Answered,
     /// The last response is sent and the write side shut down; input is dropped until the
-    /// client closes or [`LINGER`] passes (see [`Conn::closing`]).
+    /// client closes or `--lingering-timeout` passes (see [`Conn::closing`]).
     Lingering,
 }
 
@@ -533,11 +530,12 @@ impl Conn {
     /// (`unread` input is buffered, a request body is being skipped, or the request was
     /// refused for its size), the connection closes in stages as RFC 9112 §9.6 describes and
     /// nginx's `lingering_close` does: the write side is shut down (the response and the FIN
-    /// leave), what the client still sends is dropped until it closes or [`LINGER`] passes,
-    /// and only then is the socket closed. Closed at once with input unread, it would send an
-    /// RST, which can destroy the response before the client reads it.
+    /// leave), what the client still sends is dropped until it closes or `--lingering-timeout`
+    /// passes, and only then is the socket closed. Closed at once with input unread, it would
+    /// send an RST, which can destroy the response before the client reads it.
     fn closing(&mut self, unread: bool, w: &Worker) -> Next {
-        if !(unread || self.discard > 0 || self.linger) {
+        let linger = w.config.lingering_timeout;
+        if linger.is_zero() || !(unread || self.discard > 0 || self.linger) {
             return Next::Close;
         }
         let shut = socket2::SockRef::from(&self.sock).shutdown(std::net::Shutdown::Write);
@@ -546,7 +544,7 @@ impl Conn {
         }
         self.phase = Phase::Lingering;
         self.discard = 0;
-        self.deadline.set(w.deadline_after(LINGER));
+        self.deadline.set(w.deadline_after(linger));
         Next::Read
     }
 
