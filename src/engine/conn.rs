@@ -156,8 +156,9 @@ impl Worker {
 /// One client connection.
 pub struct Conn {
     /// The connection's place in its client's connection count; `None` when the client was
-    /// over `--max-conns-per-ip`, so that its request is answered 503. Declared (so dropped)
-    /// before the socket: once the client sees the connection close, it no longer counts.
+    /// over `--max-conns-per-ip`, so that its request is answered 503. Given up before the
+    /// server's FIN leaves (by shutdown, or by the close, as it is declared before the
+    /// socket): once the client sees the connection close, it no longer counts.
     permit: Option<ConnPermit>,
     sock: OwnedFd,
     peer: IpAddr,
@@ -346,6 +347,8 @@ impl Conn {
         if let Some(p) = self.pipe.take() {
             w.pipes.give(p);
         }
+        // Before the FIN: once the client sees the close, the connection no longer counts.
+        self.permit = None;
         self.corked
             && !reset
             && socket2::SockRef::from(&self.sock)
@@ -538,6 +541,7 @@ impl Conn {
         if linger.is_zero() || !(unread || self.discard > 0 || self.linger) {
             return Next::Close;
         }
+        self.permit = None;
         let shut = socket2::SockRef::from(&self.sock).shutdown(std::net::Shutdown::Write);
         if shut.is_err() {
             return Next::Close;
