@@ -244,7 +244,7 @@ impl Conn {
 
     /// Bytes `data` were received.
     pub fn on_input(&mut self, data: &[u8], w: &mut Worker) -> Next {
-        if self.phase == Phase::Lingering {
+        if self.lingering() {
             return Next::Read;
         }
         if self.busy() || !self.pending.is_empty() {
@@ -258,7 +258,7 @@ impl Conn {
             return self.serve_pending(w);
         }
         let (used, next) = self.serve(data, w);
-        if next != Next::Close && used < data.len() && self.phase != Phase::Lingering {
+        if next != Next::Close && used < data.len() && !self.lingering() {
             self.pending.extend_from_slice(&data[used..]);
         }
         next
@@ -280,7 +280,7 @@ impl Conn {
         if self.phase == Phase::Paced {
             return self.resume(w);
         }
-        if self.is_idle() || self.phase == Phase::Lingering {
+        if self.is_idle() || self.lingering() {
             Next::Close
         } else {
             w.metrics.rejected(Reject::Timeout);
@@ -375,7 +375,7 @@ impl Conn {
         let pending = std::mem::take(&mut self.pending);
         let (used, next) = self.serve(&pending, w);
         self.pending = pending;
-        if self.phase == Phase::Lingering {
+        if self.lingering() {
             self.pending.clear();
         } else {
             self.pending.drain(..used);
