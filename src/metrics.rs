@@ -66,16 +66,24 @@ pub enum BodyKind {
     Sendfile,
     /// File bytes with `splice(2)` through a pipe.
     Splice,
+    /// File bytes of a prebuilt response, copied with `tee(2)` and spliced out.
+    Tee,
 }
 
 impl BodyKind {
-    const ALL: [BodyKind; 3] = [BodyKind::Memory, BodyKind::Sendfile, BodyKind::Splice];
+    const ALL: [BodyKind; 4] = [
+        BodyKind::Memory,
+        BodyKind::Sendfile,
+        BodyKind::Splice,
+        BodyKind::Tee,
+    ];
 
     fn label(self) -> &'static str {
         match self {
             BodyKind::Memory => "memory",
             BodyKind::Sendfile => "sendfile",
             BodyKind::Splice => "splice",
+            BodyKind::Tee => "tee",
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::fs::{path, FileCache, Found, Root};
 use crate::http::negotiate::{self, Coding};
 use crate::http::range::ByteRange;
 use crate::http::response::{self, Context, Extra, Planned};
-use crate::http::{query, Chunk, Method, Representation, Request, Status};
+use crate::http::{query, Chunk, ETag, Method, Representation, Request, Status};
 
 /// Reusable per-worker buffers the handler writes into; kept between requests so that
 /// steady-state serving allocates nothing.
@@ -49,6 +49,9 @@ pub struct Response {
     pub planned: Planned,
     /// The open file, when the body has file chunks.
     pub file: Option<Arc<File>>,
+    /// The entity tag of that file's version (mtime, size, inode) when it is a stored file:
+    /// what names its bytes without reading them. The engine keys prebuilt responses on it.
+    pub version: Option<ETag>,
 }
 
 /// Serves files beneath one root, through a per-worker open-file cache.
@@ -150,6 +153,7 @@ impl Handler {
         Response {
             planned,
             file: None,
+            version: None,
         }
     }
 
@@ -189,6 +193,7 @@ impl Handler {
         Response {
             planned,
             file: has_file.then_some(file),
+            version: has_file.then_some(rep.etag),
         }
     }
 
@@ -265,6 +270,7 @@ impl Handler {
         Ok(Response {
             planned,
             file: (planned.body_len > 0).then(|| Arc::new(file)),
+            version: None,
         })
     }
 }

@@ -35,6 +35,7 @@ use crate::serve::{Handler, Response, Scratch};
 use super::access_log::AccessLog;
 use super::out_pool::{Out, OutPool};
 use super::pipes::{Pipe, PipePool, PIPE_SIZE};
+use super::prebuilt::Prebuilt;
 use super::sys;
 use super::timer::Deadline;
 
@@ -103,6 +104,7 @@ pub struct Worker {
     top: TopFiles,
     scratch: Scratch,
     pipes: PipePool,
+    prebuilt: Prebuilt,
     out_pool: OutPool,
 }
 
@@ -131,6 +133,7 @@ impl Worker {
             top: TopFiles::new(TOP_FILES),
             scratch: Scratch::default(),
             pipes,
+            prebuilt: Prebuilt::new(Instant::now()),
             out_pool: OutPool::default(),
         }
     }
@@ -146,6 +149,7 @@ impl Worker {
         let (hits, misses) = self.handler.cache_stats();
         self.metrics.cache_totals(hits, misses);
         self.top.publish(self.now, &self.metrics);
+        self.prebuilt.sweep(self.now);
     }
 
     fn deadline_after(&self, d: Duration) -> Option<Instant> {
@@ -448,6 +452,7 @@ impl Conn {
                                 &mut out.chunks,
                             ),
                             file: None,
+                            version: None,
                         },
                     };
                     w.log.stage(
@@ -463,7 +468,7 @@ impl Conn {
                         w.top.record(req.target);
                     }
                     (out.method, out.status, out.started) = (req.method, status, Some(w.now));
-                    out.file = resp.file;
+                    (out.file, out.version) = (resp.file, resp.version);
                     let paced = out.pacing.is_some();
                     if !resp.planned.keep_alive {
                         self.last_response(!paced);
@@ -623,57 +628,77 @@ enum Progress {
 
 /// Sends the chunks of `out` from its cursor on, inline and non-blocking: heads with `send`,
 /// file bytes with `sendfile` (or through `pipe` with `splice`), each file chunk sized by the
-/// response's pacing.
+/// response's pacing. A response the worker holds prebuilt is teed into `pipe` whole first.
+/// Whatever `pipe` holds goes out before anything else: those are the response's next bytes.
 fn send(
     out: &mut Out,
     sock: BorrowedFd<'_>,
     pipe: &mut Option<Pipe>,
     w: &mut Worker,
 ) -> io::Result<Progress> {
-    while let Some(&chunk) = out.chunks.get(out.cursor.0) {
-        let more = out.cursor.0 + 1 < out.chunks.len();
-        let done = out.cursor.1;
-        let sent = match chunk {
-            Chunk::Mem { start, end } => {
-                let buf = &out.bytes[start + done as usize..end];
-                sys::send(sock, buf, more).map(|n| (n, n < buf.len()))
-            }
-            Chunk::File { offset, len } => {
-                let file = out
-                    .file
-                    .as_ref()
-                    .ok_or(io::ErrorKind::InvalidInput)?
-                    .as_fd();
-                let (at, mut want) = (offset + done, len - done);
-                if let Some(pacing) = &mut out.pacing {
-                    match pacing.allowance(w.now, want) {
-                        Allowance::Send(n) => want = n,
-                        Allowance::Wait(until) => return Ok(Progress::Paced(until)),
-                    }
+    if pipe.is_none() {
+        start_prebuilt(out, pipe, w);
+    }
+    loop {
+        let sent = if let Some(p) = pipe.as_mut().filter(|p| p.filled > 0) {
+            let before = p.filled;
+            let more = remaining(out) > before as u64;
+            let kind = if p.prebuilt {
+                BodyKind::Tee
+            } else {
+                BodyKind::Splice
+            };
+            let sent = sys::splice_to_socket(p.r(), sock, before, more);
+            if let Ok(n) = sent {
+                p.filled -= n;
+                if let Some(empty) = pipe.take_if(|p| p.filled == 0) {
+                    w.pipes.give(empty);
                 }
-                match w.config.body {
-                    BodyPath::Sendfile => sys::sendfile(sock, file, at, want)
-                        .map(|n| (n, (n as u64) < want.min(sys::SENDFILE_MAX))),
-                    BodyPath::Splice => splice(pipe, &mut w.pipes, sock, file, at, want, more),
+            }
+            sent.map(|n| (n, n < before, kind))
+        } else {
+            let Some(&chunk) = out.chunks.get(out.cursor.0) else {
+                return Ok(Progress::Done);
+            };
+            let more = out.cursor.0 + 1 < out.chunks.len();
+            let done = out.cursor.1;
+            match chunk {
+                Chunk::Mem { start, end } => {
+                    let buf = &out.bytes[start + done as usize..end];
+                    sys::send(sock, buf, more).map(|n| (n, n < buf.len(), BodyKind::Memory))
+                }
+                Chunk::File { offset, len } => {
+                    let file = out
+                        .file
+                        .as_ref()
+                        .ok_or(io::ErrorKind::InvalidInput)?
+                        .as_fd();
+                    let (at, mut want) = (offset + done, len - done);
+                    if let Some(pacing) = &mut out.pacing {
+                        match pacing.allowance(w.now, want) {
+                            Allowance::Send(n) => want = n,
+                            Allowance::Wait(until) => return Ok(Progress::Paced(until)),
+                        }
+                    }
+                    match w.config.body {
+                        BodyPath::Sendfile => sys::sendfile(sock, file, at, want).map(|n| {
+                            let full = (n as u64) < want.min(sys::SENDFILE_MAX);
+                            (n, full, BodyKind::Sendfile)
+                        }),
+                        BodyPath::Splice => match fill(pipe, &mut w.pipes, file, at, want) {
+                            Ok(()) => continue,
+                            Err(e) => Err(e),
+                        },
+                    }
                 }
             }
         };
         match sent {
-            Ok((0, _)) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok((n, socket_full)) => {
-                let kind = match (chunk, w.config.body) {
-                    (Chunk::Mem { .. }, _) => BodyKind::Memory,
-                    (Chunk::File { .. }, BodyPath::Sendfile) => BodyKind::Sendfile,
-                    (Chunk::File { .. }, BodyPath::Splice) => BodyKind::Splice,
-                };
-                w.metrics.bytes(kind, n as u64);
-                if let Some(pacing) = &mut out.pacing {
-                    pacing.sent(n as u64);
-                }
-                out.cursor.1 += n as u64;
-                if out.cursor.1 == chunk_len(chunk) {
-                    out.cursor = (out.cursor.0 + 1, 0);
-                } else if socket_full {
+            Ok((0, _, _)) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok((n, socket_full, kind)) => {
+                let chunk = out.cursor.0;
+                advance(out, n as u64, kind, w);
+                if socket_full && (out.cursor.0 == chunk || pipe.is_some()) {
                     // Wait for writability rather than try again only to get EAGAIN.
                     return Ok(Progress::Blocked);
                 }
@@ -683,7 +708,57 @@ fn send(
             Err(e) => return Err(e),
         }
     }
-    Ok(Progress::Done)
+}
+
+/// Starts the response from its prebuilt copy when the worker holds one (see
+/// [`Prebuilt`]): the copy is teed into a pipe lent to the connection, which [`send`]
+/// empties into the socket.
+fn start_prebuilt(out: &Out, slot: &mut Option<Pipe>, w: &mut Worker) {
+    let Some((copy, len)) = w.prebuilt.lookup(out) else {
+        return;
+    };
+    let Ok(mut pipe) = w.pipes.take() else {
+        return;
+    };
+    match sys::tee(copy, pipe.w(), len) {
+        Ok(n) => (pipe.filled, pipe.prebuilt) = (n, true),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(_) => w.prebuilt.disable(),
+    }
+    if pipe.filled > 0 {
+        *slot = Some(pipe);
+    } else {
+        w.pipes.give(pipe);
+    }
+}
+
+/// Moves the cursor of `out` past `n` bytes handed to the kernel, counting them in the
+/// metrics (file bytes as `file_kind`, the rest as memory) and against the pacing.
+fn advance(out: &mut Out, mut n: u64, file_kind: BodyKind, w: &Worker) {
+    if let Some(pacing) = &mut out.pacing {
+        pacing.sent(n);
+    }
+    while let Some(&chunk) = out.chunks.get(out.cursor.0) {
+        let k = (chunk_len(chunk) - out.cursor.1).min(n);
+        let kind = match chunk {
+            Chunk::Mem { .. } => BodyKind::Memory,
+            Chunk::File { .. } => file_kind,
+        };
+        w.metrics.bytes(kind, k);
+        (out.cursor.1, n) = (out.cursor.1 + k, n - k);
+        if out.cursor.1 < chunk_len(chunk) {
+            break;
+        }
+        out.cursor = (out.cursor.0 + 1, 0);
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// Bytes of the response still to send.
+fn remaining(out: &Out) -> u64 {
+    response_len(&out.chunks[out.cursor.0..]) - out.cursor.1
 }
 
 /// The peer's IP address, unspecified if it cannot be had.
@@ -695,38 +770,26 @@ fn peer_ip(sock: &OwnedFd) -> IpAddr {
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
 }
 
-/// One round of the splice body path: fill the connection's pipe from the file if it is
-/// empty, then move what the socket takes from the pipe. Returns the bytes sent and whether
-/// the socket filled up. The pipe is borrowed from the pool only while it holds bytes.
-fn splice(
+/// The splice body path: fills the connection's empty pipe with up to `want` bytes of `file`
+/// at `at`, for [`send`] to move on to the socket. The pipe is borrowed from the pool only
+/// while it holds bytes.
+fn fill(
     slot: &mut Option<Pipe>,
     pool: &mut PipePool,
-    sock: BorrowedFd<'_>,
     file: BorrowedFd<'_>,
     at: u64,
     want: u64,
-    more: bool,
-) -> io::Result<(usize, bool)> {
+) -> io::Result<()> {
     let pipe = match slot {
         Some(p) => p,
         None => slot.insert(pool.take()?),
     };
+    let cap = want.min(PIPE_SIZE as u64) as usize;
+    pipe.filled = sys::splice_from_file(file, at, pipe.w(), cap)?;
     if pipe.filled == 0 {
-        let cap = want.min(PIPE_SIZE as u64) as usize;
-        pipe.filled = sys::splice_from_file(file, at, pipe.w(), cap)?;
-        if pipe.filled == 0 {
-            return Ok((0, false));
-        }
+        return Err(io::ErrorKind::UnexpectedEof.into());
     }
-    let before = pipe.filled;
-    let n = sys::splice_to_socket(pipe.r(), sock, before, more || (before as u64) < want)?;
-    pipe.filled -= n;
-    if pipe.filled == 0 {
-        if let Some(p) = slot.take() {
-            pool.give(p);
-        }
-    }
-    Ok((n, n < before))
+    Ok(())
 }
 
 /// Bytes of a whole response: head and body.

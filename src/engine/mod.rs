@@ -23,6 +23,7 @@ mod conns;
 mod epoll;
 mod out_pool;
 mod pipes;
+mod prebuilt;
 pub mod reload;
 pub mod sys;
 pub mod timer;

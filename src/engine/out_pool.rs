@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::access_log::Record;
-use crate::http::{Chunk, Method, Status};
+use crate::http::{Chunk, ETag, Method, Status};
 use crate::policy::Pacing;
 
 /// States kept at most; more are freed.
@@ -36,6 +36,8 @@ pub struct Out {
     pub cursor: (usize, u64),
     /// The file behind the `Chunk::File`s.
     pub file: Option<Arc<File>>,
+    /// Its version, when it is a stored file (see [`crate::serve::Response::version`]).
+    pub version: Option<ETag>,
     /// Pacing, when a rate limits the response.
     pub pacing: Option<Pacing>,
     /// Method and status, counted in the metrics once the response is done.
@@ -55,6 +57,7 @@ impl Default for Out {
             chunks: Vec::new(),
             cursor: (0, 0),
             file: None,
+            version: None,
             pacing: None,
             method: Method::Other,
             status: Status::Ok,
@@ -97,6 +100,7 @@ impl OutPool {
         out.chunks.clear();
         out.cursor = (0, 0);
         out.file = None;
+        out.version = None;
         out.pacing = None;
         out.started = None;
         self.spare.push(out);

@@ -323,6 +323,33 @@ pub fn splice_to_socket(
     })
 }
 
+/// The size of a memory page (pipes hold one buffer per page).
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(n).unwrap_or(4096)
+}
+
+/// `tee(2)` of up to `len` bytes from one pipe into another, without blocking and without
+/// consuming them: the second pipe gets references to the same pages, nothing is copied.
+pub fn tee(from_r: BorrowedFd<'_>, to_w: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+    // SAFETY: no pointer arguments; both descriptors are borrowed for the call.
+    cvt(unsafe {
+        libc::tee(
+            from_r.as_raw_fd(),
+            to_w.as_raw_fd(),
+            len,
+            libc::SPLICE_F_NONBLOCK,
+        )
+    })
+}
+
+/// Non-blocking `write(2)` of `buf` to `fd` (a pipe's write end).
+pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the duration of the call.
+    cvt(unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) })
+}
+
 /// Removes `fd` from the epoll instance.
 pub fn epoll_del(ep: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: EPOLL_CTL_DEL ignores the event pointer (null is allowed since Linux 2.6.9).
