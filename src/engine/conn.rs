@@ -120,6 +120,7 @@ impl Worker {
         let mut date = DateCache::new();
         date.update(std::time::SystemTime::now());
         let pipes = PipePool::new(metrics.clone());
+        let prebuilt = Prebuilt::new(Instant::now(), config.workers);
         Worker {
             handler,
             config,
@@ -133,7 +134,7 @@ impl Worker {
             top: TopFiles::new(TOP_FILES),
             scratch: Scratch::default(),
             pipes,
-            prebuilt: Prebuilt::new(Instant::now()),
+            prebuilt,
             out_pool: OutPool::default(),
         }
     }

@@ -39,6 +39,10 @@ const MAX_HEAD: usize = 512;
 const BUILD_AT: u32 = 4;
 /// How often unused entries are dropped.
 const SWEEP: Duration = Duration::from_secs(1);
+/// Pipe pages the copies of all workers may hold together, shared out evenly: a quarter of
+/// the kernel's default per-user budget (`fs.pipe-user-pages-soft`, 16,384), past which an
+/// unprivileged user's new pipes get one page each.
+const SERVER_PAGES: usize = 4096;
 
 /// A worker's prebuilt responses.
 pub struct Prebuilt {
@@ -56,6 +60,9 @@ pub struct Prebuilt {
     /// the worker then sends every response the usual way.
     off: bool,
     page: usize,
+    /// Pipe pages the built copies hold, and this worker's share of [`SERVER_PAGES`].
+    held: usize,
+    budget: usize,
 }
 
 /// One file version's response: its head, and once it is hot, the pipe holding it.
@@ -67,9 +74,15 @@ struct Entry {
     head_len: usize,
     /// Identical responses in a row, counted up to [`BUILD_AT`].
     seen: u32,
-    /// Read and write ends of the pipe holding head and body.
-    pipe: Option<(OwnedFd, OwnedFd)>,
+    pipe: Option<Copy>,
     used: u32,
+}
+
+/// A built response: the pipe holding head and body, and its size in pages.
+struct Copy {
+    r: OwnedFd,
+    _w: OwnedFd,
+    pages: usize,
 }
 
 impl Entry {
@@ -78,18 +91,23 @@ impl Entry {
         (self.offset, self.len) == (offset, len) && &self.head[..self.head_len] == head
     }
 
-    /// Makes the entry that response, seen once.
-    fn set(&mut self, offset: u64, len: u64, head: &[u8]) {
+    /// Makes the entry that response, seen once; returns the pages its old copy held.
+    fn set(&mut self, offset: u64, len: u64, head: &[u8]) -> usize {
         (self.offset, self.len, self.head_len) = (offset, len, head.len());
         self.head[..head.len()].copy_from_slice(head);
         self.seen = 1;
-        self.pipe = None;
+        self.drop_copy()
+    }
+
+    /// Closes the copy; returns the pages it held.
+    fn drop_copy(&mut self) -> usize {
+        self.pipe.take().map_or(0, |c| c.pages)
     }
 }
 
 impl Prebuilt {
-    /// No responses yet.
-    pub fn new(now: Instant) -> Prebuilt {
+    /// No responses yet, for one of `workers` workers.
+    pub fn new(now: Instant, workers: usize) -> Prebuilt {
         Prebuilt {
             index: HashMap::new(),
             hasher: RandomState::new(),
@@ -99,6 +117,8 @@ impl Prebuilt {
             next_sweep: now + SWEEP,
             off: false,
             page: sys::page_size(),
+            held: 0,
+            budget: SERVER_PAGES / workers.max(1),
         }
     }
 
@@ -130,23 +150,25 @@ impl Prebuilt {
         }
         entry.used = self.epoch;
         if !entry.is(offset, len, head) {
-            entry.set(offset, len, head);
+            self.held -= entry.set(offset, len, head);
             return None;
         }
         if entry.pipe.is_none() {
             entry.seen += 1;
-            if entry.seen < BUILD_AT {
+            let pages = (offset as usize % self.page + len as usize).div_ceil(self.page) + 1;
+            if entry.seen < BUILD_AT || self.held + pages > self.budget {
                 return None;
             }
-            match build(head, file.as_fd(), offset, len as usize, self.page) {
-                Ok(pipe) => entry.pipe = Some(pipe),
+            match build(head, file.as_fd(), offset, len as usize, pages * self.page) {
+                Ok((r, _w)) => entry.pipe = Some(Copy { r, _w, pages }),
                 Err(_) => {
                     entry.seen = 0;
                     return None;
                 }
             }
+            self.held += pages;
         }
-        entry.pipe.as_ref().map(|(r, _)| (r.as_fd(), total))
+        entry.pipe.as_ref().map(|c| (c.r.as_fd(), total))
     }
 
     /// Starts tracking the response of `head` and that range of the file `version`, unless
@@ -185,6 +207,7 @@ impl Prebuilt {
         self.index = HashMap::new();
         self.entries = Vec::new();
         self.free = Vec::new();
+        self.held = 0;
     }
 
     /// Once a second (called every loop turn): drops the entries not used since the sweep
@@ -196,11 +219,12 @@ impl Prebuilt {
         self.next_sweep = now + SWEEP;
         self.epoch = self.epoch.wrapping_add(1);
         let (entries, free, epoch) = (&mut self.entries, &mut self.free, self.epoch);
+        let held = &mut self.held;
         self.index.retain(|_, &mut i| {
             let entry = &mut entries[i as usize];
             let keep = epoch.wrapping_sub(entry.used) <= 1;
             if !keep {
-                entry.pipe = None;
+                *held -= entry.drop_copy();
                 free.push(i);
             }
             keep
@@ -214,17 +238,16 @@ impl Prebuilt {
     }
 }
 
-/// A pipe sized to hold `head` and `len` bytes of `file` at `offset`, holding them: the head
-/// in one buffer, then one buffer per page of the file (references, not copies).
+/// A pipe of `size` bytes holding `head` and `len` bytes of `file` at `offset`: the head in
+/// one buffer, then one buffer per page of the file (references, not copies).
 fn build(
     head: &[u8],
     file: BorrowedFd<'_>,
     offset: u64,
     len: usize,
-    page: usize,
+    size: usize,
 ) -> io::Result<(OwnedFd, OwnedFd)> {
-    let pages = (offset as usize % page + len).div_ceil(page) + 1;
-    let (r, w) = sys::pipe(pages * page)?;
+    let (r, w) = sys::pipe(size)?;
     if sys::write(w.as_fd(), head)? != head.len() {
         return Err(io::ErrorKind::WriteZero.into());
     }
@@ -286,7 +309,7 @@ mod tests {
     #[test]
     fn built_once_seen_often_enough() {
         let f = file(b"01234");
-        let mut p = Prebuilt::new(Instant::now());
+        let mut p = Prebuilt::new(Instant::now(), 1);
         let o = out(&f, 1, b"HEAD\r\n\r\n");
         warm(&mut p, &o);
         assert_eq!(p.built(), 0);
@@ -300,7 +323,7 @@ mod tests {
     #[test]
     fn a_new_head_starts_the_count_over() {
         let f = file(b"0123456789");
-        let mut p = Prebuilt::new(Instant::now());
+        let mut p = Prebuilt::new(Instant::now(), 1);
         let a = out(&f, 1, b"Date: 1\r\n\r\n");
         let b = out(&f, 1, b"Date: 2\r\n\r\n");
         warm(&mut p, &a);
@@ -315,7 +338,7 @@ mod tests {
     #[test]
     fn versions_are_kept_apart() {
         let f = file(b"0123456789");
-        let mut p = Prebuilt::new(Instant::now());
+        let mut p = Prebuilt::new(Instant::now(), 1);
         let (v1, v2) = (out(&f, 1, b"H\r\n\r\n"), out(&f, 2, b"H\r\n\r\n"));
         warm(&mut p, &v1);
         warm(&mut p, &v2);
@@ -328,7 +351,7 @@ mod tests {
     fn only_a_whole_stored_file_after_its_head_qualifies() {
         let f = file(&[7; 100]);
         let big = file(&vec![7; MAX_LEN]);
-        let mut p = Prebuilt::new(Instant::now());
+        let mut p = Prebuilt::new(Instant::now(), 1);
         let mut two = out(&f, 1, b"H\r\n\r\n");
         two.chunks.push(Chunk::File { offset: 0, len: 1 });
         let mut partial = out(&f, 2, b"H\r\n\r\n");
@@ -349,7 +372,7 @@ mod tests {
     #[test]
     fn a_file_shorter_than_planned_is_not_built() {
         let f = file(b"short");
-        let mut p = Prebuilt::new(Instant::now());
+        let mut p = Prebuilt::new(Instant::now(), 1);
         let mut o = out(&f, 1, b"H\r\n\r\n");
         o.chunks[1] = Chunk::File {
             offset: 0,
@@ -361,10 +384,24 @@ mod tests {
     }
 
     #[test]
+    fn copies_stay_within_the_page_budget() {
+        let f = file(b"ff");
+        // A budget of two pages: one small copy (a page for the head, one for the body).
+        let mut p = Prebuilt::new(Instant::now(), SERVER_PAGES / 2);
+        let (a, b) = (out(&f, 1, b"H\r\n\r\n"), out(&f, 2, b"H\r\n\r\n"));
+        warm(&mut p, &a);
+        assert!(p.lookup(&a).is_some());
+        warm(&mut p, &b);
+        assert!(p.lookup(&b).is_none(), "over budget");
+        assert!(p.lookup(&out(&f, 1, b"New\r\n\r\n")).is_none());
+        assert!(p.lookup(&b).is_some(), "a's pages were given back");
+    }
+
+    #[test]
     fn unused_entries_go_after_two_sweeps() {
         let f = file(b"ff");
         let t0 = Instant::now();
-        let mut p = Prebuilt::new(t0);
+        let mut p = Prebuilt::new(t0, 1);
         let (a, b) = (out(&f, 1, b"H\r\n\r\n"), out(&f, 2, b"H\r\n\r\n"));
         for o in [&a, &b] {
             warm(&mut p, o);
