@@ -11,10 +11,10 @@
 //! An entry is keyed by the file's version — its entity tag, which names mtime, size and
 //! inode — so the copy follows the file across the open-file cache's reopenings and is never
 //! used for another version. Its head carries the `Date`, so a copy serves for one second at
-//! most and is rebuilt, from the file as it is then, when the head changes. A copy is built
+//! most and is rebuilt, from the file as it is then, for the next head. A copy is first built
 //! only after [`BUILD_AT`] identical responses in a row: a file asked for less often costs a
-//! comparison, and one served alternately with two heads (keep-alive and close, say) is never
-//! built. Entries left unused for two sweeps (seconds) are dropped, so the pipes — two
+//! comparison, and one served alternately with two heads (keep-alive and close, say) is
+//! rebuilt at most once a second. Entries left unused for two sweeps (seconds) are dropped, so the pipes — two
 //! descriptors and a page for the head each — follow the hot set.
 
 use std::collections::HashMap;
@@ -76,6 +76,8 @@ struct Entry {
     seen: u32,
     pipe: Option<Copy>,
     used: u32,
+    /// Sweep in which the copy was last rebuilt at once for a new head.
+    renewed: u32,
 }
 
 /// A built response: the pipe holding head and body, and its size in pages.
@@ -150,8 +152,14 @@ impl Prebuilt {
         }
         entry.used = self.epoch;
         if !entry.is(offset, len, head) {
+            // A hot copy is rebuilt at once for its next head (the `Date` moved on), but only
+            // once per sweep, so a file served with two heads in turn is not rebuilt each time.
+            let renew = entry.pipe.is_some() && entry.renewed != self.epoch;
             self.held -= entry.set(offset, len, head);
-            return None;
+            if !renew {
+                return None;
+            }
+            (entry.renewed, entry.seen) = (self.epoch, BUILD_AT - 1);
         }
         if entry.pipe.is_none() {
             entry.seen += 1;
@@ -190,6 +198,7 @@ impl Prebuilt {
                     seen: 0,
                     pipe: None,
                     used: 0,
+                    renewed: 0,
                 });
                 (self.entries.len() - 1) as u32
             }
@@ -197,6 +206,7 @@ impl Prebuilt {
         };
         let entry = &mut self.entries[i as usize];
         (entry.version, entry.used) = (*version, self.epoch);
+        entry.renewed = self.epoch.wrapping_sub(1);
         entry.set(offset, len, head);
         self.index.insert(key, i);
     }
@@ -329,10 +339,28 @@ mod tests {
         warm(&mut p, &a);
         assert!(p.lookup(&b).is_none());
         assert!(p.lookup(&a).is_none(), "counted from one again");
-        warm(&mut p, &b);
-        assert!(p.lookup(&b).is_some());
-        assert!(p.lookup(&a).is_none(), "replaced");
         assert_eq!(p.built(), 0);
+    }
+
+    #[test]
+    fn a_hot_copy_is_renewed_at_once_but_once_a_sweep() {
+        let f = file(b"0123456789");
+        let t0 = Instant::now();
+        let mut p = Prebuilt::new(t0, 1);
+        let a = out(&f, 1, b"Date: 1\r\n\r\n");
+        let b = out(&f, 1, b"Date: 2\r\n\r\n");
+        warm(&mut p, &a);
+        assert!(p.lookup(&a).is_some());
+        let (r, len) = p.lookup(&b).expect("renewed for the new head");
+        assert_eq!(copy(r, len), b"Date: 2\r\n\r\n0123456789");
+        assert!(p.lookup(&a).is_none(), "not twice in one sweep");
+        assert_eq!(p.built(), 0);
+        for _ in 2..BUILD_AT {
+            assert!(p.lookup(&a).is_none());
+        }
+        assert!(p.lookup(&a).is_some(), "built the usual way");
+        p.sweep(t0 + SWEEP);
+        assert!(p.lookup(&b).is_some(), "renewed again in the next sweep");
     }
 
     #[test]
@@ -386,15 +414,26 @@ mod tests {
     #[test]
     fn copies_stay_within_the_page_budget() {
         let f = file(b"ff");
+        let t0 = Instant::now();
         // A budget of two pages: one small copy (a page for the head, one for the body).
-        let mut p = Prebuilt::new(Instant::now(), SERVER_PAGES / 2);
+        let mut p = Prebuilt::new(t0, SERVER_PAGES / 2);
         let (a, b) = (out(&f, 1, b"H\r\n\r\n"), out(&f, 2, b"H\r\n\r\n"));
         warm(&mut p, &a);
         assert!(p.lookup(&a).is_some());
         warm(&mut p, &b);
         assert!(p.lookup(&b).is_none(), "over budget");
-        assert!(p.lookup(&out(&f, 1, b"New\r\n\r\n")).is_none());
-        assert!(p.lookup(&b).is_some(), "a's pages were given back");
+        let renewed = p.lookup(&out(&f, 1, b"New\r\n\r\n"));
+        assert!(
+            renewed.is_some(),
+            "a renewal reuses the pages it gives back"
+        );
+        p.sweep(t0 + SWEEP);
+        assert!(p.lookup(&b).is_none(), "still over budget");
+        p.sweep(t0 + SWEEP * 2);
+        assert!(
+            p.lookup(&b).is_some(),
+            "a was dropped and its pages given back"
+        );
     }
 
     #[test]
