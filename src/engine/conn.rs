@@ -247,6 +247,18 @@ impl Conn {
         self.phase == Phase::Lingering
     }
 
+    /// Input arrived on a lingering connection: drops all of it in the kernel with one
+    /// `recv(MSG_TRUNC)`, however fast it comes, and closes once the client has.
+    pub fn drop_input(&self) -> Next {
+        match sys::discard(self.sock.as_fd()) {
+            Ok(0) => Next::Close,
+            Ok(_) => Next::Read,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Next::Read,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Next::Read,
+            Err(_) => Next::Close,
+        }
+    }
+
     /// Bytes `data` were received.
     pub fn on_input(&mut self, data: &[u8], w: &mut Worker) -> Next {
         if self.lingering() {

@@ -271,13 +271,7 @@ impl Epoll {
         };
         loop {
             if e.conn.lingering() {
-                return match sys::discard(e.conn.sock().as_fd()) {
-                    Ok(0) => Next::Close,
-                    Ok(_) => Next::Read,
-                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => Next::Read,
-                    Err(err) if err.kind() == io::ErrorKind::Interrupted => Next::Read,
-                    Err(_) => Next::Close,
-                };
+                return e.conn.drop_input();
             }
             match sys::recv(e.conn.sock().as_fd(), &mut self.buf) {
                 Ok(0) => return Next::Close,

@@ -458,8 +458,13 @@ impl Uring {
                 Some(if e.io.closing {
                     Next::Close
                 } else if res > 0 {
-                    let data = bid.map_or(&[][..], |bid| self.bufs.data(bid, res as usize));
-                    let next = e.conn.on_input(data, &mut self.w);
+                    let next = if e.conn.lingering() {
+                        // What this completion carries is dropped with the rest.
+                        e.conn.drop_input()
+                    } else {
+                        let data = bid.map_or(&[][..], |bid| self.bufs.data(bid, res as usize));
+                        e.conn.on_input(data, &mut self.w)
+                    };
                     if !more && next != Next::Close {
                         self.rearm.push(key);
                     }
