@@ -1,0 +1,96 @@
+//! The ways the engine can put a small file's response on a socket, over loopback TCP: `send`
+//! of the head plus `sendfile` of the body (the usual path) against `tee` of a prebuilt
+//! head-and-body pipe plus one `splice` (prebuilt responses, see `src/engine/prebuilt.rs`).
+//! A thread drains the other end; each iteration sends one whole response. The figures back
+//! the choice in perf/RESULTS.md and would show a kernel that changes it. Needs two idle
+//! cores: `cargo bench --bench send_paths`.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::thread::{self, JoinHandle};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use ringserve::engine::sys;
+
+/// A typical head of a 200 for a stored file (its Content-Length is not checked here).
+const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nServer: ringserve\r\n\
+Date: Fri, 27 Nov 2026 21:00:00 GMT\r\nContent-Type: application/octet-stream\r\n\
+Content-Length: 1024\r\nLast-Modified: Fri, 27 Nov 2026 20:00:00 GMT\r\n\
+ETag: \"6928ad40-400-1a2b\"\r\nAccept-Ranges: bytes\r\n\r\n";
+
+/// A connected loopback pair: the sending end, and the thread reading the other end to EOF.
+fn pair() -> (TcpStream, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tx = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    tx.set_nodelay(true).unwrap();
+    let (mut rx, _) = listener.accept().unwrap();
+    let drain = thread::spawn(move || {
+        let mut buf = vec![0; 1 << 16];
+        while rx.read(&mut buf).is_ok_and(|n| n > 0) {}
+    });
+    (tx, drain)
+}
+
+/// Calls `op` until it moves some bytes (the engine's wrappers never block), returning how many.
+fn moved(mut op: impl FnMut() -> io::Result<usize>) -> usize {
+    loop {
+        match op() {
+            Ok(n) if n > 0 => return n,
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => panic!("{e}"),
+            _ => std::hint::spin_loop(),
+        }
+    }
+}
+
+fn send_paths(c: &mut Criterion) {
+    let mut group = c.benchmark_group("send_paths");
+    for size in [1024, 16 * 1024] {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&vec![b'x'; size]).unwrap();
+
+        group.bench_function(format!("send+sendfile {size}"), |b| {
+            let (tx, drain) = pair();
+            b.iter(|| {
+                let mut done = 0;
+                while done < HEAD.len() {
+                    done += moved(|| sys::send(tx.as_fd(), &HEAD[done..], true));
+                }
+                let mut at = 0;
+                while at < size {
+                    let left = (size - at) as u64;
+                    at += moved(|| sys::sendfile(tx.as_fd(), file.as_fd(), at as u64, left));
+                }
+            });
+            drop(tx);
+            drain.join().unwrap();
+        });
+
+        group.bench_function(format!("tee+splice {size}"), |b| {
+            let (tx, drain) = pair();
+            let (copy_r, copy_w) = sys::pipe(64 * 1024).unwrap();
+            assert_eq!(sys::write(copy_w.as_fd(), HEAD).unwrap(), HEAD.len());
+            let mut at = 0;
+            while at < size {
+                at += moved(|| {
+                    sys::splice_from_file(file.as_fd(), at as u64, copy_w.as_fd(), size - at)
+                });
+            }
+            let (r, w) = sys::pipe(256 * 1024).unwrap();
+            let total = HEAD.len() + size;
+            b.iter(|| {
+                assert_eq!(sys::tee(copy_r.as_fd(), w.as_fd(), total).unwrap(), total);
+                let mut left = total;
+                while left > 0 {
+                    left -= moved(|| sys::splice_to_socket(r.as_fd(), tx.as_fd(), left, false));
+                }
+            });
+            drop(tx);
+            drain.join().unwrap();
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, send_paths);
+criterion_main!(benches);
