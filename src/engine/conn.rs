@@ -120,7 +120,7 @@ impl Worker {
         let mut date = DateCache::new();
         date.update(std::time::SystemTime::now());
         let pipes = PipePool::new(metrics.clone());
-        let prebuilt = Prebuilt::new(Instant::now(), config.workers);
+        let prebuilt = Prebuilt::new(Instant::now(), config.workers, sys::fd_limit());
         Worker {
             handler,
             config,

@@ -43,6 +43,9 @@ const SWEEP: Duration = Duration::from_secs(1);
 /// the kernel's default per-user budget (`fs.pipe-user-pages-soft`, 16,384), past which an
 /// unprivileged user's new pipes get one page each.
 const SERVER_PAGES: usize = 4096;
+/// Share of the descriptor limit (`RLIMIT_NOFILE`) the copies of all workers may hold
+/// together (one descriptor each), so they never starve accepts and opens.
+const FD_SHARE: usize = 8;
 
 /// A worker's prebuilt responses.
 pub struct Prebuilt {
@@ -60,9 +63,32 @@ pub struct Prebuilt {
     /// the worker then sends every response the usual way.
     off: bool,
     page: usize,
-    /// Pipe pages the built copies hold, and this worker's share of [`SERVER_PAGES`].
-    held: usize,
-    budget: usize,
+    /// What the built copies hold, and this worker's share of [`SERVER_PAGES`] and of the
+    /// descriptor limit.
+    held: Held,
+    budget: Held,
+}
+
+/// Pipe pages and pipes (one descriptor each).
+#[derive(Clone, Copy, Default)]
+struct Held {
+    pages: usize,
+    pipes: usize,
+}
+
+impl Held {
+    /// Whether one more pipe of `pages` stays within `budget`.
+    fn fits(&self, pages: usize, budget: &Held) -> bool {
+        self.pages + pages <= budget.pages && self.pipes < budget.pipes
+    }
+
+    /// A copy of `pages` pages was closed (none: there was no copy).
+    fn release(&mut self, pages: usize) {
+        if pages > 0 {
+            self.pages -= pages;
+            self.pipes -= 1;
+        }
+    }
 }
 
 /// One file version's response: its head, and once it is hot, the pipe holding it.
@@ -80,10 +106,10 @@ struct Entry {
     renewed: u32,
 }
 
-/// A built response: the pipe holding head and body, and its size in pages.
+/// A built response: the read end of the pipe holding head and body (the write end is
+/// closed once it is filled), and the pipe's size in pages.
 struct Copy {
     r: OwnedFd,
-    _w: OwnedFd,
     pages: usize,
 }
 
@@ -108,8 +134,10 @@ impl Entry {
 }
 
 impl Prebuilt {
-    /// No responses yet, for one of `workers` workers.
-    pub fn new(now: Instant, workers: usize) -> Prebuilt {
+    /// No responses yet, for one of `workers` workers of a process that may open `fds`
+    /// descriptors.
+    pub fn new(now: Instant, workers: usize, fds: usize) -> Prebuilt {
+        let workers = workers.max(1);
         Prebuilt {
             index: HashMap::new(),
             hasher: RandomState::new(),
@@ -119,8 +147,11 @@ impl Prebuilt {
             next_sweep: now + SWEEP,
             off: false,
             page: sys::page_size(),
-            held: 0,
-            budget: SERVER_PAGES / workers.max(1),
+            held: Held::default(),
+            budget: Held {
+                pages: SERVER_PAGES / workers,
+                pipes: fds / FD_SHARE / workers,
+            },
         }
     }
 
@@ -155,7 +186,7 @@ impl Prebuilt {
             // A hot copy is rebuilt at once for its next head (the `Date` moved on), but only
             // once per sweep, so a file served with two heads in turn is not rebuilt each time.
             let renew = entry.pipe.is_some() && entry.renewed != self.epoch;
-            self.held -= entry.set(offset, len, head);
+            self.held.release(entry.set(offset, len, head));
             if !renew {
                 return None;
             }
@@ -164,17 +195,18 @@ impl Prebuilt {
         if entry.pipe.is_none() {
             entry.seen += 1;
             let pages = (offset as usize % self.page + len as usize).div_ceil(self.page) + 1;
-            if entry.seen < BUILD_AT || self.held + pages > self.budget {
+            if entry.seen < BUILD_AT || !self.held.fits(pages, &self.budget) {
                 return None;
             }
             match build(head, file.as_fd(), offset, len as usize, pages * self.page) {
-                Ok((r, _w)) => entry.pipe = Some(Copy { r, _w, pages }),
+                Ok(r) => entry.pipe = Some(Copy { r, pages }),
                 Err(_) => {
                     entry.seen = 0;
                     return None;
                 }
             }
-            self.held += pages;
+            self.held.pages += pages;
+            self.held.pipes += 1;
         }
         entry.pipe.as_ref().map(|c| (c.r.as_fd(), total))
     }
@@ -217,7 +249,7 @@ impl Prebuilt {
         self.index = HashMap::new();
         self.entries = Vec::new();
         self.free = Vec::new();
-        self.held = 0;
+        self.held = Held::default();
     }
 
     /// Once a second (called every loop turn): drops the entries not used since the sweep
@@ -234,7 +266,7 @@ impl Prebuilt {
             let entry = &mut entries[i as usize];
             let keep = epoch.wrapping_sub(entry.used) <= 1;
             if !keep {
-                *held -= entry.drop_copy();
+                held.release(entry.drop_copy());
                 free.push(i);
             }
             keep
@@ -248,15 +280,16 @@ impl Prebuilt {
     }
 }
 
-/// A pipe of `size` bytes holding `head` and `len` bytes of `file` at `offset`: the head in
-/// one buffer, then one buffer per page of the file (references, not copies).
+/// The read end of a pipe of `size` bytes holding `head` and `len` bytes of `file` at
+/// `offset`: the head in one buffer, then one buffer per page of the file (references, not
+/// copies). Nothing is ever written to it again, so its write end is closed.
 fn build(
     head: &[u8],
     file: BorrowedFd<'_>,
     offset: u64,
     len: usize,
     size: usize,
-) -> io::Result<(OwnedFd, OwnedFd)> {
+) -> io::Result<OwnedFd> {
     let (r, w) = sys::pipe(size)?;
     if sys::write(w.as_fd(), head)? != head.len() {
         return Err(io::ErrorKind::WriteZero.into());
@@ -269,7 +302,7 @@ fn build(
         }
         done += n;
     }
-    Ok((r, w))
+    Ok(r)
 }
 
 #[cfg(test)]
@@ -319,7 +352,7 @@ mod tests {
     #[test]
     fn built_once_seen_often_enough() {
         let f = file(b"01234");
-        let mut p = Prebuilt::new(Instant::now(), 1);
+        let mut p = Prebuilt::new(Instant::now(), 1, 1 << 20);
         let o = out(&f, 1, b"HEAD\r\n\r\n");
         warm(&mut p, &o);
         assert_eq!(p.built(), 0);
@@ -333,7 +366,7 @@ mod tests {
     #[test]
     fn a_new_head_starts_the_count_over() {
         let f = file(b"0123456789");
-        let mut p = Prebuilt::new(Instant::now(), 1);
+        let mut p = Prebuilt::new(Instant::now(), 1, 1 << 20);
         let a = out(&f, 1, b"Date: 1\r\n\r\n");
         let b = out(&f, 1, b"Date: 2\r\n\r\n");
         warm(&mut p, &a);
@@ -346,7 +379,7 @@ mod tests {
     fn a_hot_copy_is_renewed_at_once_but_once_a_sweep() {
         let f = file(b"0123456789");
         let t0 = Instant::now();
-        let mut p = Prebuilt::new(t0, 1);
+        let mut p = Prebuilt::new(t0, 1, 1 << 20);
         let a = out(&f, 1, b"Date: 1\r\n\r\n");
         let b = out(&f, 1, b"Date: 2\r\n\r\n");
         warm(&mut p, &a);
@@ -366,7 +399,7 @@ mod tests {
     #[test]
     fn versions_are_kept_apart() {
         let f = file(b"0123456789");
-        let mut p = Prebuilt::new(Instant::now(), 1);
+        let mut p = Prebuilt::new(Instant::now(), 1, 1 << 20);
         let (v1, v2) = (out(&f, 1, b"H\r\n\r\n"), out(&f, 2, b"H\r\n\r\n"));
         warm(&mut p, &v1);
         warm(&mut p, &v2);
@@ -379,7 +412,7 @@ mod tests {
     fn only_a_whole_stored_file_after_its_head_qualifies() {
         let f = file(&[7; 100]);
         let big = file(&vec![7; MAX_LEN]);
-        let mut p = Prebuilt::new(Instant::now(), 1);
+        let mut p = Prebuilt::new(Instant::now(), 1, 1 << 20);
         let mut two = out(&f, 1, b"H\r\n\r\n");
         two.chunks.push(Chunk::File { offset: 0, len: 1 });
         let mut partial = out(&f, 2, b"H\r\n\r\n");
@@ -400,7 +433,7 @@ mod tests {
     #[test]
     fn a_file_shorter_than_planned_is_not_built() {
         let f = file(b"short");
-        let mut p = Prebuilt::new(Instant::now(), 1);
+        let mut p = Prebuilt::new(Instant::now(), 1, 1 << 20);
         let mut o = out(&f, 1, b"H\r\n\r\n");
         o.chunks[1] = Chunk::File {
             offset: 0,
@@ -416,7 +449,7 @@ mod tests {
         let f = file(b"ff");
         let t0 = Instant::now();
         // A budget of two pages: one small copy (a page for the head, one for the body).
-        let mut p = Prebuilt::new(t0, SERVER_PAGES / 2);
+        let mut p = Prebuilt::new(t0, SERVER_PAGES / 2, 1 << 20);
         let (a, b) = (out(&f, 1, b"H\r\n\r\n"), out(&f, 2, b"H\r\n\r\n"));
         warm(&mut p, &a);
         assert!(p.lookup(&a).is_some());
@@ -437,10 +470,21 @@ mod tests {
     }
 
     #[test]
+    fn copies_stay_within_their_share_of_descriptors() {
+        let f = file(b"ff");
+        let mut p = Prebuilt::new(Instant::now(), 1, FD_SHARE);
+        let (a, b) = (out(&f, 1, b"H\r\n\r\n"), out(&f, 2, b"H\r\n\r\n"));
+        warm(&mut p, &a);
+        assert!(p.lookup(&a).is_some(), "one descriptor of {FD_SHARE}");
+        warm(&mut p, &b);
+        assert!(p.lookup(&b).is_none(), "a second would exceed the share");
+    }
+
+    #[test]
     fn unused_entries_go_after_two_sweeps() {
         let f = file(b"ff");
         let t0 = Instant::now();
-        let mut p = Prebuilt::new(t0, 1);
+        let mut p = Prebuilt::new(t0, 1, 1 << 20);
         let (a, b) = (out(&f, 1, b"H\r\n\r\n"), out(&f, 2, b"H\r\n\r\n"));
         for o in [&a, &b] {
             warm(&mut p, o);

@@ -323,6 +323,19 @@ pub fn splice_to_socket(
     })
 }
 
+/// How many descriptors the process may have open (the soft `RLIMIT_NOFILE`).
+pub fn fd_limit() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit for the kernel to fill in.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX)
+}
+
 /// The size of a memory page (pipes hold one buffer per page).
 pub fn page_size() -> usize {
     // SAFETY: sysconf has no memory-safety preconditions.
