@@ -5,8 +5,8 @@
 //! of the head, `sendfile` of the body) and looks its pages up in the page cache each time.
 //! A prebuilt response goes out with one `tee` and one `splice`: one trip through TCP and no
 //! lookup. That took 14 % off the server's CPU per 1 KiB keep-alive request and 8 % off
-//! `Connection: close` churn (perf/RESULTS.md). No file byte enters user space: the pipe holds references to the file's page-cache pages, as the
-//! pipe inside `sendfile` does.
+//! `Connection: close` churn (perf/RESULTS.md). No file byte enters user space: the pipe
+//! holds references to the file's page-cache pages, as the pipe inside `sendfile` does.
 //!
 //! An entry is keyed by the file's version — its entity tag, which names mtime, size and
 //! inode — so the copy follows the file across the open-file cache's reopenings and is never
@@ -14,8 +14,9 @@
 //! most and is rebuilt, from the file as it is then, for the next head. A copy is first built
 //! only after [`BUILD_AT`] identical responses in a row: a file asked for less often costs a
 //! comparison, and one served alternately with two heads (keep-alive and close, say) is
-//! rebuilt at most once a second. Entries left unused for two sweeps (seconds) are dropped, so the pipes — two
-//! descriptors and a page for the head each — follow the hot set.
+//! rebuilt at most once a second. Entries left unused for two sweeps (seconds) are dropped,
+//! so the pipes — a descriptor and a page for the head each — follow the hot set, within
+//! budgets of pipe pages and descriptors.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
