@@ -15,7 +15,8 @@ use common::{backend_tests, get, req, Backend, Conn, Corpus, Server, CSS, MIB, P
 
 backend_tests!(
     hot_files_are_sent_from_their_copies,
-    a_changed_file_is_not_sent_from_its_old_copy
+    a_changed_file_is_not_sent_from_its_old_copy,
+    copies_survive_a_client_that_reads_late
 );
 
 /// A server on `corpus` with one worker and an admin listener, and the admin address.
@@ -110,4 +111,21 @@ fn a_changed_file_is_not_sent_from_its_old_copy(backend: Backend) {
         }
         assert!(teed(admin) > before, "this version never came from a copy");
     }
+}
+
+/// 150 pipelined requests for a 40 KB file (6 MB of responses) sent before reading any: the
+/// socket fills, so copies are cut short mid-pipe and finished when the client reads again.
+fn copies_survive_a_client_that_reads_late(backend: Backend) {
+    let corpus = Corpus::new();
+    let content = common::noise("mid", 40_000);
+    fs::write(corpus.path("mid.bin"), &content).unwrap();
+    let (server, admin) = start(backend, &corpus, &[]);
+    let mut conn = server.connect();
+    conn.send(get("/mid.bin").repeat(150));
+    for i in 0..150 {
+        let resp = conn.read_response(false);
+        assert_eq!(resp.status, 200);
+        assert!(resp.body == content, "response {i}: bytes differ");
+    }
+    assert!(teed(admin) > 0, "no response came from a copy");
 }

@@ -785,7 +785,7 @@ pub fn last_modified() -> String {
 }
 
 /// `len` pseudo-random bytes determined by `seed`, so misplaced offsets show up.
-fn noise(seed: &str, len: usize) -> Vec<u8> {
+pub fn noise(seed: &str, len: usize) -> Vec<u8> {
     let mut x = seed.bytes().fold(0x9E37_79B9_7F4A_7C15_u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100_0000_01B3)
     }) | 1;
