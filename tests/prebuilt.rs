@@ -44,8 +44,14 @@ fn teed(admin: SocketAddr) -> u64 {
 }
 
 fn hot_files_are_sent_from_their_copies(backend: Backend) {
+    for body in ["sendfile", "splice"] {
+        hot_files_with_body_path(backend, body);
+    }
+}
+
+fn hot_files_with_body_path(backend: Backend, body: &str) {
     let corpus = Corpus::new();
-    let (server, admin) = start(backend, &corpus, &[]);
+    let (server, admin) = start(backend, &corpus, &["--body", body]);
     let page = corpus.read(PAGE);
     let mut conn = server.connect();
     for i in 0..20 {
