@@ -735,8 +735,11 @@ fn start_prebuilt(out: &Out, slot: &mut Option<Pipe>, w: &mut Worker) {
     };
     match sys::tee(copy, pipe.w(), len) {
         Ok(n) => (pipe.filled, pipe.prebuilt) = (n, true),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-        Err(_) => w.prebuilt.disable(),
+        // Refused outright (a seccomp filter, say): it will not work later either.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
+            w.prebuilt.disable();
+        }
+        Err(_) => {}
     }
     if pipe.filled > 0 {
         *slot = Some(pipe);

@@ -60,8 +60,8 @@ pub struct Prebuilt {
     /// Sweeps so far; an entry records the one it was last used in.
     epoch: u32,
     next_sweep: Instant,
-    /// Set when `tee` fails for a reason other than a full pipe (a seccomp filter, say):
-    /// the worker then sends every response the usual way.
+    /// Set when `tee` is refused (a seccomp filter, say): the worker then sends every
+    /// response the usual way.
     off: bool,
     page: usize,
     /// What the built copies hold, and this worker's share of [`SERVER_PAGES`] and of the
@@ -244,7 +244,7 @@ impl Prebuilt {
         self.index.insert(key, i);
     }
 
-    /// `tee` failed: send everything the usual way from now on.
+    /// `tee` is refused: send everything the usual way from now on.
     pub fn disable(&mut self) {
         self.off = true;
         self.index = HashMap::new();
