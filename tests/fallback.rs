@@ -4,32 +4,13 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::thread;
 use std::time::Duration;
 
 use common::{get, Backend, Corpus, Server};
-use seccompiler::{BpfProgram, SeccompAction, SeccompFilter};
 
-/// Runs `f` on a fresh thread whose seccomp filter makes `io_uring_setup` fail with EPERM.
-/// Filters are per thread and inherited by children, so a server spawned inside `f` runs
-/// under it while the rest of the test process is unaffected.
+/// Runs `f` with `io_uring_setup` failing with EPERM, as under Docker's default profile.
 fn without_io_uring<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    thread::spawn(move || {
-        let rules = BTreeMap::from([(libc::SYS_io_uring_setup, vec![])]);
-        let filter = SeccompFilter::new(
-            rules,
-            SeccompAction::Allow,
-            SeccompAction::Errno(libc::EPERM as u32),
-            std::env::consts::ARCH.try_into().expect("supported arch"),
-        )
-        .expect("filter");
-        let program: BpfProgram = filter.try_into().expect("compile filter");
-        seccompiler::apply_filter(&program).expect("apply filter");
-        f()
-    })
-    .join()
-    .expect("filtered thread")
+    common::with_denied(&[libc::SYS_io_uring_setup], f)
 }
 
 #[test]

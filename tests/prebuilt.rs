@@ -9,6 +9,7 @@ mod common;
 
 use std::fs::{self, File};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use common::{backend_tests, get, req, Backend, Conn, Corpus, Server, CSS, MIB, PAGE};
@@ -19,11 +20,11 @@ backend_tests!(
     copies_survive_a_client_that_reads_late
 );
 
-/// A server on `corpus` with one worker and an admin listener, and the admin address.
-fn start(backend: Backend, corpus: &Corpus, extra: &[&str]) -> (Server, SocketAddr) {
+/// A server on `root` with one worker and an admin listener, and the admin address.
+fn start(backend: Backend, root: &Path, extra: &[&str]) -> (Server, SocketAddr) {
     let mut args = vec!["--workers", "1", "--admin", "127.0.0.1:0"];
     args.extend_from_slice(extra);
-    let server = Server::start(backend, corpus.root(), &args);
+    let server = Server::start(backend, root, &args);
     let admin = server
         .wait_line("ringserve: admin listening on ")
         .trim()
@@ -51,7 +52,7 @@ fn hot_files_are_sent_from_their_copies(backend: Backend) {
 
 fn hot_files_with_body_path(backend: Backend, body: &str) {
     let corpus = Corpus::new();
-    let (server, admin) = start(backend, &corpus, &["--body", body]);
+    let (server, admin) = start(backend, corpus.root(), &["--body", body]);
     let page = corpus.read(PAGE);
     let mut conn = server.connect();
     for i in 0..20 {
@@ -90,7 +91,7 @@ fn hot_files_with_body_path(backend: Backend, body: &str) {
 
 fn a_changed_file_is_not_sent_from_its_old_copy(backend: Backend) {
     let corpus = Corpus::new();
-    let (server, admin) = start(backend, &corpus, &["--open-file-cache-valid", "0s"]);
+    let (server, admin) = start(backend, corpus.root(), &["--open-file-cache-valid", "0s"]);
     let path = corpus.path("hot.txt");
     let mut conn = server.connect();
     let versions: [(&[u8], u64); 3] = [
@@ -125,7 +126,7 @@ fn copies_survive_a_client_that_reads_late(backend: Backend) {
     let corpus = Corpus::new();
     let content = common::noise("mid", 40_000);
     fs::write(corpus.path("mid.bin"), &content).unwrap();
-    let (server, admin) = start(backend, &corpus, &[]);
+    let (server, admin) = start(backend, corpus.root(), &[]);
     let mut conn = server.connect();
     conn.send(get("/mid.bin").repeat(150));
     for i in 0..150 {
@@ -134,4 +135,21 @@ fn copies_survive_a_client_that_reads_late(backend: Backend) {
         assert!(resp.body == content, "response {i}: bytes differ");
     }
     assert!(teed(admin) > 0, "no response came from a copy");
+}
+
+/// Where `tee` is refused (a seccomp filter returning EPERM), hot files are sent the usual
+/// way, byte-exact, and no copy is used.
+#[test]
+fn refused_tee_falls_back_to_the_usual_path() {
+    let corpus = Corpus::new();
+    let root = corpus.root().to_path_buf();
+    let (server, admin) =
+        common::with_denied(&[libc::SYS_tee], move || start(Backend::Epoll, &root, &[]));
+    let page = corpus.read(PAGE);
+    let mut conn = server.connect();
+    for i in 0..20 {
+        let resp = conn.roundtrip(&get(&format!("/{PAGE}")));
+        assert!(resp.body == page, "request {i}: bytes differ");
+    }
+    assert_eq!(teed(admin), 0);
 }
