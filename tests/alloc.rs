@@ -1,7 +1,8 @@
 //! Steady-state serving allocates nothing: a counting global allocator watches the whole
 //! per-request path of the engine — parse, open-file cache, response plan, `send` + `sendfile`
-//! — driven through the real connection driver on a real loopback socket, with the access log
-//! off and with it writing JSON lines to a file.
+//! and, once a file is hot, its prebuilt copy's `tee` + `splice` — driven through the real
+//! connection driver on a real loopback socket, with the access log off and with it writing
+//! JSON lines to a file.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
