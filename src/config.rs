@@ -172,10 +172,14 @@ struct Opts {
     /// Time a response may stall without the client reading (nginx `send_timeout`).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     send_timeout: Duration,
-    /// Time a closing connection whose client may still be sending keeps reading and dropping
-    /// its input before the socket is closed; 0 closes at once (nginx `lingering_timeout`).
+    /// Longest wait for more input from the client of a closing connection, whose input is
+    /// read and dropped until it closes; 0 closes at once (nginx `lingering_timeout`).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     lingering_timeout: Duration,
+    /// Longest a closing connection keeps reading and dropping its client's input in all
+    /// (nginx `lingering_time`).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    lingering_time: Duration,
     /// How file bytes are sent.
     #[arg(long, value_enum, default_value_t = BodyPath::Sendfile)]
     body: BodyPath,
@@ -297,8 +301,10 @@ pub struct Config {
     pub keepalive_timeout: Duration,
     /// Send stall deadline.
     pub send_timeout: Duration,
-    /// Lingering-close deadline (zero: no lingering).
+    /// Lingering close: longest wait between inputs (zero: no lingering).
     pub lingering_timeout: Duration,
+    /// Lingering close: longest in all.
+    pub lingering_time: Duration,
     /// Body path.
     pub body: BodyPath,
     /// Keep-alive request cap.
@@ -528,6 +534,7 @@ impl Config {
             keepalive_timeout: opts.keepalive_timeout,
             send_timeout: opts.send_timeout,
             lingering_timeout: opts.lingering_timeout,
+            lingering_time: opts.lingering_time,
             body: opts.body,
             keepalive_requests: opts.keepalive_requests.max(1),
             limits: Limits {

@@ -3,6 +3,9 @@
 
 mod common;
 
+use std::io::Write;
+use std::time::{Duration, Instant};
+
 use common::*;
 
 backend_tests!(
@@ -11,6 +14,7 @@ backend_tests!(
     oversized_head_431,
     refusal_survives_ongoing_upload_413,
     lingering_ends_without_the_client,
+    lingering_waits_between_inputs,
     large_head_under_limit_ok,
     content_length_and_chunked_400_no_smuggling,
     differing_content_lengths_400,
@@ -88,35 +92,62 @@ fn refusal_survives_ongoing_upload_413(backend: Backend) {
 }
 
 /// After a 431 the server shuts its side down at once but keeps taking (and dropping) what
-/// the client sends for `--lingering-timeout`, then closes: a client that never closes is not
-/// waited for forever, and 0 closes at once. Writes probe for the close: once the server has
-/// closed, they are refused.
+/// the client sends, then closes: a client that keeps sending is cut off after
+/// `--lingering-time`, and `--lingering-timeout 0` closes at once. Writes probe for the close:
+/// once the server has closed, they are refused.
 fn lingering_ends_without_the_client(backend: Backend) {
-    use std::time::Duration;
-    let took = linger_after_431(backend, "2s");
+    let args = ["--lingering-timeout", "30s", "--lingering-time", "2s"];
+    let (_corpus, _server, mut conn) = answered_431(backend, &args);
+    let took = write_until_refused(&mut conn, Duration::from_millis(50));
     assert!(
         took >= Duration::from_secs(1),
         "closed after {took:?}: did not linger"
     );
-    let took = linger_after_431(backend, "0");
+    let (_corpus, _server, mut conn) = answered_431(backend, &["--lingering-timeout", "0"]);
+    let took = write_until_refused(&mut conn, Duration::from_millis(50));
     assert!(
         took < Duration::from_secs(1),
         "closed after {took:?} with lingering off"
     );
 }
 
-/// How long after a 431 the server of `backend` with `--lingering-timeout linger` keeps
-/// taking what the client sends.
-fn linger_after_431(backend: Backend, linger: &str) -> std::time::Duration {
-    use std::io::Write;
-    use std::time::{Duration, Instant};
+/// `--lingering-timeout` is the longest silence between inputs, as nginx's: input that keeps
+/// coming keeps the closing connection taking it (past the timeout, up to
+/// `--lingering-time`), and once the client falls silent the server closes.
+fn lingering_waits_between_inputs(backend: Backend) {
+    let args = ["--lingering-timeout", "1s", "--lingering-time", "60s"];
+    let (_corpus, _server, mut conn) = answered_431(backend, &args);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(2500) {
+        conn.stream()
+            .write_all(b"z")
+            .expect("still taken while the client keeps sending");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let took = write_until_refused(&mut conn, Duration::from_millis(50));
+    assert!(
+        took < Duration::from_secs(5),
+        "still open {took:?} after 3 s of silence"
+    );
+}
+
+/// A server started with `args` (and its files), and a connection of it whose oversized
+/// request head was answered 431, the server's side shut down.
+fn answered_431(backend: Backend, args: &[&str]) -> (Corpus, Server, Conn) {
     let corpus = Corpus::new();
-    let server = Server::start(backend, corpus.root(), &["--lingering-timeout", linger]);
+    let server = Server::start(backend, corpus.root(), args);
     let mut conn = server.connect();
     let filler = "a".repeat(20 * 1024);
     conn.send(req("GET", "/", &[&format!("X-Filler: {filler}")]));
     assert_eq!(conn.read_response(false).status, 431);
     assert!(conn.read_until_closed().is_empty());
+    (corpus, server, conn)
+}
+
+/// Writes a byte every `every` until a write is refused (the server has closed); returns
+/// how long that took.
+fn write_until_refused(conn: &mut Conn, every: Duration) -> Duration {
     let started = Instant::now();
     let mut stream = conn.stream();
     while stream.write(b"z").is_ok() {
@@ -124,7 +155,7 @@ fn linger_after_431(backend: Backend, linger: &str) -> std::time::Duration {
             started.elapsed() < Duration::from_secs(20),
             "still open after 20 s"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(every);
     }
     started.elapsed()
 }

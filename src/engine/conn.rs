@@ -184,6 +184,8 @@ pub struct Conn {
     linger: bool,
     /// Requests answered on this connection.
     served: u32,
+    /// When lingering must end whatever the client does (see [`Conn::closing`]).
+    linger_end: Option<Instant>,
     phase: Phase,
     /// The connection's deadline, kept in sync with the worker's timer queue.
     pub deadline: Deadline,
@@ -225,6 +227,7 @@ impl Conn {
             corked: false,
             linger: false,
             served: 0,
+            linger_end: None,
             phase: Phase::Head,
             deadline,
         })
@@ -248,8 +251,11 @@ impl Conn {
     }
 
     /// Input arrived on a lingering connection: drops all of it in the kernel with one
-    /// `recv(MSG_TRUNC)`, however fast it comes, and closes once the client has.
-    pub fn drop_input(&self) -> Next {
+    /// `recv(MSG_TRUNC)`, however fast it comes, waits up to `--lingering-timeout` for more
+    /// (but not past `--lingering-time` in all), and closes once the client has.
+    pub fn drop_input(&mut self, w: &Worker) -> Next {
+        let wait = w.now + w.config.lingering_timeout;
+        self.deadline.set(self.linger_end.map(|end| end.min(wait)));
         match sys::discard(self.sock.as_fd()) {
             Ok(0) => Next::Close,
             Ok(_) => Next::Read,
@@ -551,12 +557,13 @@ impl Conn {
     /// (`unread` input is buffered, a request body is being skipped, or the request was
     /// refused for its size), the connection closes in stages as RFC 9112 §9.6 describes and
     /// nginx's `lingering_close` does: the write side is shut down (the response and the FIN
-    /// leave), what the client still sends is dropped until it closes or `--lingering-timeout`
-    /// passes, and only then is the socket closed. Closed at once with input unread, it would
-    /// send an RST, which can destroy the response before the client reads it.
+    /// leave), what the client still sends is dropped until it closes, falls silent for
+    /// `--lingering-timeout` or has been at it for `--lingering-time`, and only then is the
+    /// socket closed. Closed at once with input unread, it would send an RST, which can
+    /// destroy the response before the client reads it.
     fn closing(&mut self, unread: bool, w: &Worker) -> Next {
-        let linger = w.config.lingering_timeout;
-        if linger.is_zero() || !(unread || self.discard > 0 || self.linger) {
+        let (timeout, time) = (w.config.lingering_timeout, w.config.lingering_time);
+        if timeout.is_zero() || time.is_zero() || !(unread || self.discard > 0 || self.linger) {
             return Next::Close;
         }
         self.permit = None;
@@ -566,7 +573,9 @@ impl Conn {
         }
         self.phase = Phase::Lingering;
         self.discard = 0;
-        self.deadline.set(w.deadline_after(linger));
+        let end = w.now + time;
+        self.linger_end = Some(end);
+        self.deadline.set(Some(end.min(w.now + timeout)));
         Next::Read
     }
 

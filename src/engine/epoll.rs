@@ -271,7 +271,7 @@ impl Epoll {
         };
         loop {
             if e.conn.lingering() {
-                return e.conn.drop_input();
+                return e.conn.drop_input(&self.w);
             }
             match sys::recv(e.conn.sock().as_fd(), &mut self.buf) {
                 Ok(0) => return Next::Close,

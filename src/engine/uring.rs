@@ -460,7 +460,7 @@ impl Uring {
                 } else if res > 0 {
                     let next = if e.conn.lingering() {
                         // What this completion carries is dropped with the rest.
-                        e.conn.drop_input()
+                        e.conn.drop_input(&self.w)
                     } else {
                         let data = bid.map_or(&[][..], |bid| self.bufs.data(bid, res as usize));
                         e.conn.on_input(data, &mut self.w)
