@@ -664,7 +664,8 @@ fn send(
     loop {
         let sent = if let Some(p) = pipe.as_mut().filter(|p| p.filled > 0) {
             let before = p.filled;
-            let more = remaining(out) > before as u64;
+            // More follows at once, unless a rate spaces the chunks out.
+            let more = remaining(out) > before as u64 && out.pacing.is_none();
             let kind = if p.prebuilt {
                 BodyKind::Tee
             } else {
