@@ -30,13 +30,13 @@ use crate::http::{Chunk, ETag, Status};
 
 /// Responses a worker tracks at once: the hot files it can keep prebuilt.
 const MAX_ENTRIES: usize = 1024;
-/// Largest response (head and body) that is prebuilt. It has to fit a pipe of 16 pages, the
-/// default size, and small files are where the saving is: larger ones cost mostly TCP.
+/// Largest response (head and body) that is prebuilt: small files are where the saving is
+/// (larger ones cost mostly TCP), and every page of a copy counts against the budget below.
 const MAX_LEN: usize = 60 * 1024;
 /// Longest head that is prebuilt (heads are kept inline to compare them).
 const MAX_HEAD: usize = 512;
-/// Identical responses in a row after which one is prebuilt: building costs about three
-/// responses' worth of syscalls.
+/// Identical responses in a row after which one is prebuilt: building takes about as many
+/// syscalls as sending three responses.
 const BUILD_AT: u32 = 4;
 /// How often unused entries are dropped.
 const SWEEP: Duration = Duration::from_secs(1);
@@ -101,7 +101,7 @@ struct Entry {
     head_len: usize,
     /// Identical responses in a row, counted up to [`BUILD_AT`].
     seen: u32,
-    pipe: Option<Copy>,
+    pipe: Option<Built>,
     used: u32,
     /// Sweep in which the copy was last rebuilt at once for a new head.
     renewed: u32,
@@ -109,7 +109,7 @@ struct Entry {
 
 /// A built response: the read end of the pipe holding head and body (the write end is
 /// closed once it is filled), and the pipe's size in pages.
-struct Copy {
+struct Built {
     r: OwnedFd,
     pages: usize,
 }
@@ -200,7 +200,7 @@ impl Prebuilt {
                 return None;
             }
             match build(head, file.as_fd(), offset, len as usize, pages * self.page) {
-                Ok(r) => entry.pipe = Some(Copy { r, pages }),
+                Ok(r) => entry.pipe = Some(Built { r, pages }),
                 Err(_) => {
                     entry.seen = 0;
                     return None;
