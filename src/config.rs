@@ -1,7 +1,7 @@
 //! Run-time configuration: one set of options, four sources, validated once at start-up and
 //! then shared read-only by every worker.
 //!
-//! Every option is defined once, as a clap `#[arg(long)]` field of [`Opts`]. Its environment
+//! Every option is defined once, as a clap `#[arg(long)]` field of `Opts`. Its environment
 //! variable (`RINGSERVE_` and the flag name in upper snake case) and its key in the TOML file
 //! named by `--config` are derived from the clap definition, never listed by hand, so a flag
 //! added later gets both for free. The key design decision: environment and file values have

@@ -76,7 +76,8 @@ enum Phase {
     /// A response was just sent; the next input decides between `Idle` and `Head`.
     Answered,
     /// The last response is sent and the write side shut down; input is dropped until the
-    /// client closes or `--lingering-timeout` passes (see [`Conn::closing`]).
+    /// client closes, falls silent for `--lingering-timeout` or has sent for
+    /// `--lingering-time` (see `Conn::closing`).
     Lingering,
 }
 
@@ -244,7 +245,7 @@ impl Conn {
         self.phase == Phase::Idle && self.pending.is_empty()
     }
 
-    /// Whether the connection only waits for its client to close (see [`Conn::closing`]):
+    /// Whether the connection only waits for its client to close (see `Conn::closing`):
     /// what arrives may be dropped unread.
     pub fn lingering(&self) -> bool {
         self.phase == Phase::Lingering

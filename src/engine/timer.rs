@@ -54,7 +54,7 @@ impl Deadline {
     }
 }
 
-/// What an expired entry means for its owner, as decided by [`TimerQueue::expire`]'s callback.
+/// What an expired entry means for its owner, as [`TimerQueue::pop_due`] judges it.
 pub enum Fired {
     /// The entry was current and the deadline has passed: act on the timeout.
     Due,
