@@ -298,8 +298,8 @@ pub fn splice_from_file(
     })
 }
 
-/// `splice(2)` of up to `len` bytes from a pipe to a socket, without blocking; `more` hints
-/// that further data follows (like `MSG_MORE`).
+/// `splice(2)` of up to `len` bytes from a pipe to a socket (or to `/dev/null`, to empty the
+/// pipe), without blocking; `more` hints that further data follows (like `MSG_MORE`).
 pub fn splice_to_socket(
     pipe_r: BorrowedFd<'_>,
     sock: BorrowedFd<'_>,
