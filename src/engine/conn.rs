@@ -255,8 +255,7 @@ impl Conn {
     /// `recv(MSG_TRUNC)`, however fast it comes, waits up to `--lingering-timeout` for more
     /// (but not past `--lingering-time` in all), and closes once the client has.
     pub fn drop_input(&mut self, w: &Worker) -> Next {
-        let wait = w.now + w.config.lingering_timeout;
-        self.deadline.set(self.linger_end.map(|end| end.min(wait)));
+        self.await_more_input(w);
         match sys::discard(self.sock.as_fd()) {
             Ok(0) => Next::Close,
             Ok(_) => Next::Read,
@@ -574,10 +573,16 @@ impl Conn {
         }
         self.phase = Phase::Lingering;
         self.discard = 0;
-        let end = w.now + time;
-        self.linger_end = Some(end);
-        self.deadline.set(Some(end.min(w.now + timeout)));
+        self.linger_end = Some(w.now + time);
+        self.await_more_input(w);
         Next::Read
+    }
+
+    /// A lingering connection waits `--lingering-timeout` for more input, but not past the
+    /// end of its `--lingering-time`.
+    fn await_more_input(&mut self, w: &Worker) {
+        let wait = w.now + w.config.lingering_timeout;
+        self.deadline.set(self.linger_end.map(|end| end.min(wait)));
     }
 
     /// The response being planned is the connection's last. Unless it is paced (a corked
