@@ -18,7 +18,10 @@ environment settings, e.g.
 Options:
   --rounds N        rounds; each runs every variant once, in order (default 4)
   --wrk ARGS        wrk arguments after -t1 (default: -c64 http://127.0.0.1:PORT/1k.bin);
-                    PORT is replaced by --port
+                    PORT is replaced by --port; split at spaces, so headers go in --header
+  --header 'NAME: VALUE'
+                    a request header for wrk (repeatable); wrk drops a header that lacks the
+                    space after the colon, without a word, so one without it is refused
   --duration SEC    measured seconds per run (default 4), after --warmup SEC (default 1)
   --root DIR        served directory (default /tmp/ringserve-bench-corpus, which
                     scripts/bench.sh --prepare creates)
@@ -27,7 +30,7 @@ Options:
   -h, --help        this message
 
 Example (churn, two builds):
-  scripts/ab.sh --wrk "-c64 -H Connection:close http://127.0.0.1:PORT/1k.bin" /tmp/before target/release/ringserve
+  scripts/ab.sh --header 'Connection: close' /tmp/before target/release/ringserve
 EOF
 }
 
@@ -37,10 +40,14 @@ ROUNDS=4 DURATION=4 WARMUP=1 PORT=8099 SERVER_CPU=0 CLIENT_CPU=1
 ROOT_DIR=/tmp/ringserve-bench-corpus
 WRK_ARGS="-c64 http://127.0.0.1:PORT/1k.bin"
 VARIANTS=()
+HEADERS=()
 while (( $# )); do
     case "$1" in
         --rounds) ROUNDS=$2; shift 2 ;;
         --wrk) WRK_ARGS=$2; shift 2 ;;
+        --header)
+            [[ $2 == *": "* ]] || die "--header '$2': wrk wants 'NAME: VALUE' (a space after the colon)"
+            HEADERS+=(-H "$2"); shift 2 ;;
         --duration) DURATION=$2; shift 2 ;;
         --warmup) WARMUP=$2; shift 2 ;;
         --root) ROOT_DIR=$2; shift 2 ;;
@@ -56,6 +63,10 @@ done
 [[ -d $ROOT_DIR ]] || die "$ROOT_DIR is missing (scripts/bench.sh --prepare makes it)"
 command -v wrk >/dev/null || die "wrk is missing (scripts/bench.sh --prepare installs it)"
 read -r -a WRK <<<"${WRK_ARGS//PORT/$PORT}"
+for arg in "${WRK[@]}"; do
+    [[ $arg == -H* || $arg == --header* ]] && die "give headers with --header, not in --wrk (its words are split at spaces)"
+done
+WRK=(${HEADERS[@]+"${HEADERS[@]}"} "${WRK[@]}")
 TICKS=$(getconf CLK_TCK)
 
 SERVER=""
