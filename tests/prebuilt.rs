@@ -17,7 +17,8 @@ use common::{backend_tests, get, req, Backend, Conn, Corpus, Server, CSS, MIB, P
 backend_tests!(
     hot_files_are_sent_from_their_copies,
     a_changed_file_is_not_sent_from_its_old_copy,
-    copies_survive_a_client_that_reads_late
+    copies_survive_a_client_that_reads_late,
+    a_last_response_leaves_with_the_fin
 );
 
 /// A server on `root` with one worker and an admin listener, and the admin address.
@@ -87,6 +88,33 @@ fn hot_files_with_body_path(backend: Backend, body: &str) {
         assert!(conn.roundtrip(&get(&format!("/{MIB}"))).body == corpus.read(MIB));
     }
     assert_eq!(teed(admin), before);
+}
+
+/// `Connection: close` responses, the first ones sent the usual way and the later ones from
+/// the copy, on both body paths: each leaves in the same segment as the FIN (the client gets
+/// no segment without data besides the SYN-ACK and the acknowledgement of its request). The
+/// copy's `splice` and the splice body path hold the tail back with `SPLICE_F_MORE`, the
+/// head's `send` with `MSG_MORE`, `sendfile` with the cork.
+fn a_last_response_leaves_with_the_fin(backend: Backend) {
+    for body in ["sendfile", "splice"] {
+        let corpus = Corpus::new();
+        let (server, admin) = start(backend, corpus.root(), &["--body", body]);
+        let page = corpus.read(PAGE);
+        for i in 0..8 {
+            let mut conn = server.connect();
+            conn.send(req("GET", &format!("/{PAGE}"), &["Connection: close"]));
+            let resp = conn.read_response(false);
+            assert!(resp.body == page, "{body} {i}: bytes differ");
+            assert!(resp.closes(), "{body} {i}: {resp:?}");
+            assert!(conn.read_until_eof().is_empty());
+            let (all, data) = conn.segments_in();
+            assert!(
+                all - data <= 2,
+                "{body} {i}: {all} segments in, {data} with data"
+            );
+        }
+        assert!(teed(admin) > 0, "{body}: no response came from a copy");
+    }
 }
 
 fn a_changed_file_is_not_sent_from_its_old_copy(backend: Backend) {

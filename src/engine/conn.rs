@@ -159,6 +159,20 @@ impl Worker {
     }
 }
 
+/// How a connection's last response keeps its tail back until the shutdown at close sends
+/// it with the FIN.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tail {
+    /// Nothing held: a response that keeps the connection open, or a paced one.
+    Sent,
+    /// Every send of the response says more follows (`MSG_MORE`, `SPLICE_F_MORE`), so the
+    /// last partial segment waits, at no cost beyond the flag.
+    More,
+    /// The socket is corked (`TCP_CORK`): `sendfile(2)` takes no flag, so a response that
+    /// goes out through it sets the cork before its first call.
+    Corked,
+}
+
 /// One client connection.
 pub struct Conn {
     /// The connection's place in its client's connection count; `None` when the client was
@@ -179,8 +193,8 @@ pub struct Conn {
     pipe: Option<Pipe>,
     /// Close once the current response is sent.
     close_after: bool,
-    /// The socket is corked for the last response (see [`Conn::on_close`]).
-    corked: bool,
+    /// Whether the last response's tail is held back for the FIN (see [`Conn::on_close`]).
+    tail: Tail,
     /// The last response refuses a request for its size: its client is likely still sending.
     linger: bool,
     /// Requests answered on this connection.
@@ -225,7 +239,7 @@ impl Conn {
             permit,
             pipe: None,
             close_after: false,
-            corked: false,
+            tail: Tail::Sent,
             linger: false,
             served: 0,
             linger_end: None,
@@ -359,10 +373,10 @@ impl Conn {
     /// logged with the bytes it got out, and a pipe still lent is given back (the pool closes
     /// it if it holds bytes).
     ///
-    /// A corked socket is shut down here, which sends the corked tail with the FIN. Closing
-    /// it instead would send an RST in place of both if unread input sits in the socket.
-    /// Returns whether it was shut down: its pending receive and poll then complete by
-    /// themselves.
+    /// A socket holding its last response's tail back is shut down here, which sends the
+    /// tail with the FIN. Closing it instead would send an RST in place of both if unread
+    /// input sits in the socket. Returns whether it was shut down: its pending receive and
+    /// poll then complete by themselves.
     pub fn on_close(&mut self, reset: bool, w: &mut Worker) -> bool {
         if let Some(out) = self.out.take() {
             self.finish(out, w, false);
@@ -372,7 +386,7 @@ impl Conn {
         }
         // Before the FIN: once the client sees the close, the connection no longer counts.
         self.permit = None;
-        self.corked
+        self.tail != Tail::Sent
             && !reset
             && socket2::SockRef::from(&self.sock)
                 .shutdown(std::net::Shutdown::Both)
@@ -585,16 +599,14 @@ impl Conn {
         self.deadline.set(self.linger_end.map(|end| end.min(wait)));
     }
 
-    /// The response being planned is the connection's last. Unless it is paced (a corked
-    /// socket would hold its small chunks back), the socket is corked: the shutdown at close
-    /// then sends the response's tail and the FIN in one segment instead of two, which saves
+    /// The response being planned is the connection's last. Unless it is paced (a held
+    /// tail would hold its small chunks back), its tail is held back (see [`Tail`]): the
+    /// shutdown at close then sends it and the FIN in one segment instead of two, which saves
     /// the transmit and the peer's receive of a segment on every `Connection: close` exchange.
-    fn last_response(&mut self, cork: bool) {
+    fn last_response(&mut self, hold: bool) {
         self.close_after = true;
-        if cork && !self.corked {
-            self.corked = socket2::SockRef::from(&self.sock)
-                .set_tcp_cork(true)
-                .is_ok();
+        if hold && self.tail == Tail::Sent {
+            self.tail = Tail::More;
         }
     }
 
@@ -619,7 +631,7 @@ impl Conn {
         let Some(out) = self.out.as_deref_mut() else {
             return Ok(true);
         };
-        match send(out, self.sock.as_fd(), &mut self.pipe, w)? {
+        match send(out, self.sock.as_fd(), &mut self.pipe, &mut self.tail, w)? {
             Progress::Done => {}
             Progress::Blocked => return Ok(self.blocked(w)),
             Progress::Paced(until) => {
@@ -662,8 +674,10 @@ fn send(
     out: &mut Out,
     sock: BorrowedFd<'_>,
     pipe: &mut Option<Pipe>,
+    tail: &mut Tail,
     w: &mut Worker,
 ) -> io::Result<Progress> {
+    let held = *tail != Tail::Sent;
     if pipe.is_none() {
         start_prebuilt(out, pipe, w);
     }
@@ -671,7 +685,7 @@ fn send(
         let sent = if let Some(p) = pipe.as_mut().filter(|p| p.filled > 0) {
             let before = p.filled;
             // More follows at once, unless a rate spaces the chunks out.
-            let more = remaining(out) > before as u64 && out.pacing.is_none();
+            let more = held || (remaining(out) > before as u64 && out.pacing.is_none());
             let kind = if p.prebuilt {
                 BodyKind::Tee
             } else {
@@ -689,7 +703,7 @@ fn send(
             let Some(&chunk) = out.chunks.get(out.cursor.0) else {
                 return Ok(Progress::Done);
             };
-            let more = out.cursor.0 + 1 < out.chunks.len();
+            let more = held || out.cursor.0 + 1 < out.chunks.len();
             let done = out.cursor.1;
             match chunk {
                 Chunk::Mem { start, end } => {
@@ -697,6 +711,12 @@ fn send(
                     sys::send(sock, buf, more).map(|n| (n, n < buf.len(), BodyKind::Memory))
                 }
                 Chunk::File { offset, len } => {
+                    if *tail == Tail::More && matches!(w.config.body, BodyPath::Sendfile) {
+                        // sendfile(2) takes no MSG_MORE: the cork holds its tail instead.
+                        // Failing, the tail leaves in a segment of its own: no harm done.
+                        let _ = socket2::SockRef::from(&sock).set_tcp_cork(true);
+                        *tail = Tail::Corked;
+                    }
                     let file = out
                         .file
                         .as_ref()
