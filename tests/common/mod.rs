@@ -489,9 +489,19 @@ impl Conn {
         resp
     }
 
+    /// Asserts that the server's last response left in the same segment as its FIN: this
+    /// socket got no segment without data but the SYN-ACK and the ACK of its request.
+    pub fn assert_fin_came_with_data(&self, what: &str) {
+        let (all, data) = self.segments_in();
+        assert!(
+            all - data <= 2,
+            "{what}: {all} segments in, {data} with data"
+        );
+    }
+
     /// Segments this socket has received so far, as `(all, carrying data)`, from the kernel's
     /// TCP_INFO as shown by `ss(8)` (iproute2).
-    pub fn segments_in(&self) -> (u64, u64) {
+    fn segments_in(&self) -> (u64, u64) {
         let port = self.stream.local_addr().unwrap().port();
         let out = Command::new("ss")
             .args(["-tinH", "state", "all", &format!("sport = :{port}")])
