@@ -684,7 +684,8 @@ fn send(
     loop {
         let sent = if let Some(p) = pipe.as_mut().filter(|p| p.filled > 0) {
             let before = p.filled;
-            // More follows at once, unless a rate spaces the chunks out.
+            // More follows at once (unless a rate spaces the chunks out), or the tail waits
+            // for the FIN.
             let more = held || (remaining(out) > before as u64 && out.pacing.is_none());
             let kind = if p.prebuilt {
                 BodyKind::Tee
