@@ -25,6 +25,7 @@ mod out_pool;
 mod pipes;
 mod prebuilt;
 pub mod reload;
+mod send;
 pub mod sys;
 pub mod timer;
 mod uring;

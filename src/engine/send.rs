@@ -1,0 +1,225 @@
+//! The transmit path of a response: its planned chunks handed to the socket inline and
+//! non-blocking, heads with `send`, file bytes with `sendfile` or through a pipe with
+//! `splice` (they never enter user space), a prebuilt copy with `tee` and `splice`, each
+//! file chunk sized by the response's pacing, and the tail of a connection's last response
+//! held back to leave with the FIN.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::Instant;
+
+use crate::config::BodyPath;
+use crate::http::Chunk;
+use crate::metrics::BodyKind;
+use crate::policy::Allowance;
+
+use super::conn::Worker;
+use super::out_pool::Out;
+use super::pipes::{Pipe, PipePool, PIPE_SIZE};
+use super::sys;
+
+/// How a connection's last response keeps its tail back until the shutdown at close sends
+/// it with the FIN.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Tail {
+    /// Nothing held: a response that keeps the connection open, or a paced one.
+    Sent,
+    /// Every send of the response says more follows (`MSG_MORE`, `SPLICE_F_MORE`), so the
+    /// last partial segment waits, at no cost beyond the flag.
+    More,
+    /// The socket is corked (`TCP_CORK`): `sendfile(2)` takes no flag, so a response that
+    /// goes out through it sets the cork before its first call.
+    Corked,
+}
+
+/// How far [`send`] got.
+pub enum Progress {
+    /// The whole response is with the kernel.
+    Done,
+    /// The socket is full.
+    Blocked,
+    /// The response is ahead of its rate until this instant.
+    Paced(Instant),
+}
+
+/// Sends the chunks of `out` from its cursor on, inline and non-blocking: heads with `send`,
+/// file bytes with `sendfile` (or through `pipe` with `splice`), each file chunk sized by the
+/// response's pacing. A response the worker holds prebuilt is teed into `pipe` whole first.
+/// Whatever `pipe` holds goes out before anything else: those are the response's next bytes.
+pub fn send(
+    out: &mut Out,
+    sock: BorrowedFd<'_>,
+    pipe: &mut Option<Pipe>,
+    tail: &mut Tail,
+    w: &mut Worker,
+) -> io::Result<Progress> {
+    let held = *tail != Tail::Sent;
+    if pipe.is_none() {
+        start_prebuilt(out, pipe, w);
+    }
+    loop {
+        let sent = if let Some(p) = pipe.as_mut().filter(|p| p.filled > 0) {
+            let before = p.filled;
+            // More follows at once (unless a rate spaces the chunks out), or the tail waits
+            // for the FIN.
+            let more = held || (remaining(out) > before as u64 && out.pacing.is_none());
+            let kind = if p.prebuilt {
+                BodyKind::Tee
+            } else {
+                BodyKind::Splice
+            };
+            let sent = sys::splice_to_socket(p.r(), sock, before, more);
+            if let Ok(n) = sent {
+                p.filled -= n;
+                if let Some(empty) = pipe.take_if(|p| p.filled == 0) {
+                    w.pipes.give(empty);
+                }
+            }
+            sent.map(|n| (n, n < before, kind))
+        } else {
+            let Some(&chunk) = out.chunks.get(out.cursor.0) else {
+                return Ok(Progress::Done);
+            };
+            let more = held || out.cursor.0 + 1 < out.chunks.len();
+            let done = out.cursor.1;
+            match chunk {
+                Chunk::Mem { start, end } => {
+                    let buf = &out.bytes[start + done as usize..end];
+                    sys::send(sock, buf, more).map(|n| (n, n < buf.len(), BodyKind::Memory))
+                }
+                Chunk::File { offset, len } => {
+                    if *tail == Tail::More && matches!(w.config.body, BodyPath::Sendfile) {
+                        // sendfile(2) takes no MSG_MORE: the cork holds its tail instead.
+                        // Failing, the tail leaves in a segment of its own: no harm done.
+                        let _ = socket2::SockRef::from(&sock).set_tcp_cork(true);
+                        *tail = Tail::Corked;
+                    }
+                    let file = out
+                        .file
+                        .as_ref()
+                        .ok_or(io::ErrorKind::InvalidInput)?
+                        .as_fd();
+                    let (at, mut want) = (offset + done, len - done);
+                    if let Some(pacing) = &mut out.pacing {
+                        match pacing.allowance(w.now, want) {
+                            Allowance::Send(n) => want = n,
+                            Allowance::Wait(until) => return Ok(Progress::Paced(until)),
+                        }
+                    }
+                    match w.config.body {
+                        BodyPath::Sendfile => sys::sendfile(sock, file, at, want).map(|n| {
+                            let full = (n as u64) < want.min(sys::SENDFILE_MAX);
+                            (n, full, BodyKind::Sendfile)
+                        }),
+                        BodyPath::Splice => match fill(pipe, &mut w.pipes, file, at, want) {
+                            Ok(()) => continue,
+                            Err(e) => Err(e),
+                        },
+                    }
+                }
+            }
+        };
+        match sent {
+            Ok((0, _, _)) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok((n, socket_full, kind)) => {
+                let chunk = out.cursor.0;
+                advance(out, n as u64, kind, w);
+                if socket_full && (out.cursor.0 == chunk || pipe.is_some()) {
+                    // Wait for writability rather than try again only to get EAGAIN.
+                    return Ok(Progress::Blocked);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Progress::Blocked),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Starts the response from its prebuilt copy when the worker holds one (see
+/// [`Prebuilt`](super::prebuilt::Prebuilt)): the copy is teed into a pipe lent to the connection, which [`send`]
+/// empties into the socket.
+fn start_prebuilt(out: &Out, slot: &mut Option<Pipe>, w: &mut Worker) {
+    let Some((copy, len)) = w.prebuilt.lookup(out) else {
+        return;
+    };
+    let Ok(mut pipe) = w.pipes.take() else {
+        return;
+    };
+    match sys::tee(copy, pipe.w(), len) {
+        Ok(n) => (pipe.filled, pipe.prebuilt) = (n, true),
+        // Refused outright (a seccomp filter, say): it will not work later either.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
+            w.prebuilt.disable();
+        }
+        Err(_) => {}
+    }
+    if pipe.filled > 0 {
+        *slot = Some(pipe);
+    } else {
+        w.pipes.give(pipe);
+    }
+}
+
+/// Moves the cursor of `out` past `n` bytes handed to the kernel, counting them in the
+/// metrics (file bytes as `file_kind`, the rest as memory) and against the pacing.
+fn advance(out: &mut Out, mut n: u64, file_kind: BodyKind, w: &Worker) {
+    if let Some(pacing) = &mut out.pacing {
+        pacing.sent(n);
+    }
+    while let Some(&chunk) = out.chunks.get(out.cursor.0) {
+        let k = (chunk_len(chunk) - out.cursor.1).min(n);
+        let kind = match chunk {
+            Chunk::Mem { .. } => BodyKind::Memory,
+            Chunk::File { .. } => file_kind,
+        };
+        w.metrics.bytes(kind, k);
+        (out.cursor.1, n) = (out.cursor.1 + k, n - k);
+        if out.cursor.1 < chunk_len(chunk) {
+            break;
+        }
+        out.cursor = (out.cursor.0 + 1, 0);
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// Bytes of the response still to send.
+fn remaining(out: &Out) -> u64 {
+    response_len(&out.chunks[out.cursor.0..]) - out.cursor.1
+}
+
+/// The splice body path: fills the connection's empty pipe with up to `want` bytes of `file`
+/// at `at`, for [`send`] to move on to the socket. The pipe is borrowed from the pool only
+/// while it holds bytes.
+fn fill(
+    slot: &mut Option<Pipe>,
+    pool: &mut PipePool,
+    file: BorrowedFd<'_>,
+    at: u64,
+    want: u64,
+) -> io::Result<()> {
+    let pipe = match slot {
+        Some(p) => p,
+        None => slot.insert(pool.take()?),
+    };
+    let cap = want.min(PIPE_SIZE as u64) as usize;
+    pipe.filled = sys::splice_from_file(file, at, pipe.w(), cap)?;
+    if pipe.filled == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(())
+}
+
+/// Bytes of a whole response: head and body.
+pub fn response_len(chunks: &[Chunk]) -> u64 {
+    chunks.iter().map(|&c| chunk_len(c)).sum()
+}
+
+fn chunk_len(c: Chunk) -> u64 {
+    match c {
+        Chunk::Mem { start, end } => (end - start) as u64,
+        Chunk::File { len, .. } => len,
+    }
+}
