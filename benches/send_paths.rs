@@ -11,7 +11,7 @@ use std::os::fd::AsFd;
 use std::thread::{self, JoinHandle};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ringserve::engine::sys;
+use ringserve::sys;
 
 /// A typical head of a 200 for a stored file (its Content-Length is not checked here).
 const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nServer: ringserve\r\n\

@@ -16,6 +16,8 @@
 //!   precompressed sidecars and response header rules, checked once at start-up.
 //! - [`config`] is the validated run-time configuration shared by all of the above.
 
+#![deny(unsafe_code)]
+
 pub mod admin;
 pub mod config;
 pub mod content;
@@ -25,3 +27,5 @@ pub mod http;
 pub mod metrics;
 pub mod policy;
 pub mod serve;
+#[allow(unsafe_code)]
+pub mod sys;

@@ -17,7 +17,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use socket2::{Protocol, SockRef, Type};
 
-use super::sys;
+use crate::sys;
 
 /// The first passed descriptor (`SD_LISTEN_FDS_START`).
 const FIRST_FD: RawFd = 3;
@@ -38,10 +38,8 @@ pub fn take() -> io::Result<Option<Vec<OwnedFd>>> {
         return Ok(None);
     };
     let mut sockets = Vec::with_capacity(n);
-    for fd in (FIRST_FD..).take(n) {
-        // SAFETY: descriptors from 3 on were opened by the service manager for us; nothing
-        // in this process has opened or adopted them (this runs once, before any thread).
-        let owned = unsafe { sys::adopt_fd(fd) }?;
+    // Descriptors from 3 on were opened by the service manager for us.
+    for owned in sys::take_inherited(FIRST_FD, n)? {
         sockets.push(prepare(owned)?);
     }
     Ok(Some(sockets))

@@ -37,8 +37,8 @@ use super::out_pool::{Out, OutPool};
 use super::pipes::{Pipe, PipePool};
 use super::prebuilt::Prebuilt;
 use super::send::{response_len, send, Progress, Tail};
-use super::sys;
 use super::timer::Deadline;
+use crate::sys;
 
 /// Paths tracked per worker for the most-downloaded list.
 const TOP_FILES: usize = 64;

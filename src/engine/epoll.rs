@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use super::conn::{Conn, Next, Worker};
 use super::conns::Conns;
-use super::sys;
 use super::timer::TimerKey;
 use super::{AcceptPause, WorkerSetup};
+use crate::sys;
 
 const LISTENER: u64 = 1;
 const CONN: u64 = 2;

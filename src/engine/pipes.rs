@@ -12,8 +12,8 @@
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use super::sys;
 use crate::metrics::WorkerHandle;
+use crate::sys;
 
 /// Capacity asked for each pipe: the bytes one splice round can move.
 pub const PIPE_SIZE: usize = 256 * 1024;

@@ -26,8 +26,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use super::out_pool::Out;
-use super::sys;
 use crate::http::{Chunk, ETag, Status};
+use crate::sys;
 
 /// Responses a worker tracks at once: the hot files it can keep prebuilt.
 const MAX_ENTRIES: usize = 1024;

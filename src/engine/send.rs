@@ -16,7 +16,7 @@ use crate::policy::Allowance;
 use super::conn::Worker;
 use super::out_pool::Out;
 use super::pipes::{Pipe, PipePool, PIPE_SIZE};
-use super::sys;
+use crate::sys;
 
 /// How a connection's last response keeps its tail back until the shutdown at close sends
 /// it with the FIN.

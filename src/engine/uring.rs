@@ -346,7 +346,7 @@ impl Uring {
         let Some(e) = self.conns.get_mut(key) else {
             return;
         };
-        let next = match super::sys::recv(e.conn.sock().as_fd(), &mut self.first) {
+        let next = match crate::sys::recv(e.conn.sock().as_fd(), &mut self.first) {
             Ok(0) => Next::Close,
             Ok(n) => e.conn.on_input(&self.first[..n], &mut self.w),
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => Next::Read,
@@ -416,7 +416,7 @@ impl Uring {
                 RECV => self.on_recv(key, res, flags),
                 POLL => self.on_poll(key),
                 WAKE => {
-                    super::sys::eventfd_drain(self.wake.as_fd());
+                    crate::sys::eventfd_drain(self.wake.as_fd());
                     self.arm_wake();
                 }
                 _ => debug_assert!(kind == CANCEL),

@@ -29,8 +29,8 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 use rustix::fs::{AtFlags, Dir, FileType, StatxFlags};
 
 use super::Root;
-use crate::engine::sys::{self, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS};
 use crate::http::date;
+use crate::sys::{self, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS};
 
 /// Bytes percent-encoded in links: all but RFC 3986 unreserved characters, so a link is
 /// never mistaken for a scheme (`a:b`), a query, a fragment, or HTML.

@@ -15,8 +15,8 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use super::{mime, path};
-use crate::engine::sys::{self, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS};
 use crate::http::{ETag, Representation};
+use crate::sys::{self, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS};
 
 /// Restrictions applied to every resolution below the root.
 const RESOLVE: u64 = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;

@@ -1,0 +1,89 @@
+//! Pipes: creating them, and moving page references through them with `splice(2)` and
+//! `tee(2)`, so file bytes never enter user space.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use super::cvt;
+
+/// A non-blocking, close-on-exec pipe `(read end, write end)` resized to `size` bytes (the
+/// kernel rounds up to pages and caps at `fs.pipe-max-size`; failure to resize is ignored).
+pub fn pipe(size: usize) -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` is valid for writes of two ints.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned these descriptors to us; nobody else owns them.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: plain fcntl on a descriptor we own.
+    unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, size as libc::c_int) };
+    Ok((r, w))
+}
+
+/// `splice(2)` of up to `len` bytes from `file` at `offset` into a pipe, without blocking on
+/// the pipe. Page references move; no byte is copied to user space.
+pub fn splice_from_file(
+    file: BorrowedFd<'_>,
+    offset: u64,
+    pipe_w: BorrowedFd<'_>,
+    len: usize,
+) -> io::Result<usize> {
+    let mut off = offset as libc::loff_t;
+    // SAFETY: `off` is a valid, exclusively borrowed loff_t for the duration of the call.
+    cvt(unsafe {
+        libc::splice(
+            file.as_raw_fd(),
+            &mut off,
+            pipe_w.as_raw_fd(),
+            std::ptr::null_mut(),
+            len,
+            libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE,
+        )
+    })
+}
+
+/// `splice(2)` of up to `len` bytes from a pipe to a socket (or to `/dev/null`, to empty the
+/// pipe), without blocking; `more` hints that further data follows (like `MSG_MORE`).
+pub fn splice_to_socket(
+    pipe_r: BorrowedFd<'_>,
+    sock: BorrowedFd<'_>,
+    len: usize,
+    more: bool,
+) -> io::Result<usize> {
+    let mut flags = libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE;
+    if more {
+        flags |= libc::SPLICE_F_MORE;
+    }
+    // SAFETY: no pointer arguments besides the null offsets pipes and sockets require.
+    cvt(unsafe {
+        libc::splice(
+            pipe_r.as_raw_fd(),
+            std::ptr::null_mut(),
+            sock.as_raw_fd(),
+            std::ptr::null_mut(),
+            len,
+            flags,
+        )
+    })
+}
+
+/// `tee(2)` of up to `len` bytes from one pipe into another, without blocking and without
+/// consuming them: the second pipe gets references to the same pages, nothing is copied.
+pub fn tee(from_r: BorrowedFd<'_>, to_w: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+    // SAFETY: no pointer arguments; both descriptors are borrowed for the call.
+    cvt(unsafe {
+        libc::tee(
+            from_r.as_raw_fd(),
+            to_w.as_raw_fd(),
+            len,
+            libc::SPLICE_F_NONBLOCK,
+        )
+    })
+}
+
+/// Non-blocking `write(2)` of `buf` to `fd` (a pipe's write end).
+pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the duration of the call.
+    cvt(unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) })
+}
