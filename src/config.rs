@@ -311,7 +311,7 @@ pub struct Config {
     pub keepalive_requests: u32,
     /// Protocol limits.
     pub limits: Limits,
-    /// Admin listener address, if enabled (see [`crate::admin`]).
+    /// Admin listener address, if enabled (see [`crate::server::admin`]).
     pub admin: Option<SocketAddr>,
     /// Open-file cache entries per worker (0: off).
     pub open_file_cache: usize,

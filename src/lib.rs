@@ -18,7 +18,6 @@
 
 #![deny(unsafe_code)]
 
-pub mod admin;
 pub mod config;
 pub mod content;
 pub mod engine;
@@ -27,5 +26,6 @@ pub mod http;
 pub mod metrics;
 pub mod policy;
 pub mod serve;
+pub mod server;
 #[allow(unsafe_code)]
 pub mod sys;

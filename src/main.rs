@@ -20,7 +20,7 @@ fn main() -> ExitCode {
         }
     };
     match action {
-        Action::Serve(config) => match ringserve::engine::run(config, sources) {
+        Action::Serve(config) => match ringserve::server::run(config, sources) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ringserve: error: {e}");

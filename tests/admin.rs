@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use ringserve::admin::{self, AdminState};
+use ringserve::server::admin::{self, AdminState};
 use ringserve::fs::Root;
 use ringserve::http::Method;
 use ringserve::metrics::{self, BodyKind, TopFiles, WorkerMetrics};

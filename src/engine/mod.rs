@@ -1,22 +1,14 @@
-//! The I/O engine: worker threads and their backends. With `crate::sys`, the only home of
-//! `unsafe` in the crate: the io_uring boundary.
+//! The I/O engine: the worker loop, its two backends and the transport of a connection.
+//! With `crate::sys`, the only home of `unsafe` in the crate: the io_uring boundary.
 //!
-//! [`run`] binds one `SO_REUSEPORT` listener per worker and address (so the kernel spreads
-//! connections over workers with no shared accept lock), picks the backend — io_uring where
-//! the kernel allows it, epoll + sendfile(2) otherwise — and runs one worker thread per core
-//! until SIGINT/SIGTERM, then drains. Both backends drive the same [`conn::Conn`] state
-//! machine; they differ only in how they learn that a socket is readable or writable.
-//!
-//! Start-up opens everything that may need root first — listeners (or the sockets systemd
-//! passed, see `activation`), the root directory, log files, the admin socket — then drops
-//! to `--user`, and only then starts the workers, so no request is ever served as root.
-//! Signals are blocked in every thread and taken by one thread with `sigwait`, which turns
-//! each into a [`sys::SignalEvent`] and wakes the workers through their eventfds. On SIGHUP
-//! that thread reads and checks the configuration again and hands it to the workers, which
-//! swap it in between two loop turns (see [`reload`]).
+//! A worker ([`run_worker`]) runs one thread on its own listeners, on io_uring where the
+//! kernel allows it ([`choose_backend`]) and on epoll + sendfile(2) otherwise. Both backends
+//! share one loop (reloads, deadlines, drain, wait) and drive the same [`conn::Conn`]
+//! transport, which carries out what each connection's sans-I/O HTTP/1 session
+//! (`crate::http::h1`) decides; they differ only in how they learn that a socket is
+//! readable or writable. Start-up, signals and the admin listener are the `server`'s.
 
 pub mod access_log;
-mod activation;
 #[allow(unsafe_code)] // the ring boundary: buffers shared with the kernel
 mod bufring;
 pub mod conn;
@@ -32,239 +24,76 @@ pub mod timer;
 mod uring;
 
 use std::io;
-use std::net::SocketAddr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Protocol, Socket, Type};
-
-use crate::admin::{self, AdminState};
-use crate::config::{AccessLog as LogDest, BackendChoice, Config, Sources};
-use crate::fs::{FileCache, Root};
-use crate::metrics::{WorkerHandle, WorkerMetrics};
-use crate::policy::{self, Policy};
-use crate::serve::Handler;
-use crate::sys::{self, SignalEvent};
-use access_log::{AccessLog, Reopen};
-use reload::{Reloader, Reloads, Update, Watch};
+use crate::config::{AccessLog as LogDest, BackendChoice, Config};
+use reload::{Update, Watch};
 
 use conn::Worker;
 use timer::TimerKey;
 
-/// Shutdown request shared by the signal thread and the workers.
+/// Shutdown request shared by the signal thread, the admin listener and the workers.
 #[derive(Clone, Default)]
 pub struct Shutdown {
     requested: Arc<AtomicBool>,
 }
 
+impl Shutdown {
+    /// Asks every worker to drain (each sees it at its next loop turn: wake them).
+    pub fn request(&self) {
+        self.requested.store(true, Ordering::Release);
+    }
+
+    /// The flag itself, for readers outside the engine (the admin listener's `/readyz`).
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.requested)
+    }
+}
+
 /// Everything a worker thread starts with.
 pub struct WorkerSetup {
-    listeners: Vec<OwnedFd>,
-    wake: OwnedFd,
-    worker: Worker,
-    shutdown: Shutdown,
-    reload: Watch,
-    want_peer: bool,
+    /// The worker's listening sockets (non-blocking).
+    pub listeners: Vec<OwnedFd>,
+    /// The eventfd other threads wake it with.
+    pub wake: OwnedFd,
+    /// Its per-worker state.
+    pub worker: Worker,
+    /// The server-wide shutdown request.
+    pub shutdown: Shutdown,
+    /// Where it finds reloaded configurations.
+    pub reload: Watch,
+    /// Whether connections need their client's address ([`want_peer`]).
+    pub want_peer: bool,
     /// Most connections this worker holds at once: its share of `--max-conns`.
-    max_conns: usize,
+    pub max_conns: usize,
 }
 
 /// The backend the workers run on, and why.
-enum Chosen {
+pub enum Chosen {
+    /// io_uring, with every feature the worker needs.
     Uring,
+    /// epoll, for the reason given.
     Epoll(String),
 }
 
-/// Runs the server until SIGINT/SIGTERM and the drain that follows; on SIGHUP, reads the
-/// configuration again from `sources`, where `config` came from.
-pub fn run(config: Config, sources: Sources) -> io::Result<()> {
-    // First of all, so that a SIGUSR1 from logrotate during start-up stays pending instead
-    // of killing the process.
-    sys::block_signals()?;
-    let activated = activation::take()?;
-    let config = Arc::new(config);
-    let root = |c: &Config| {
-        Root::open(&c.root, c.dotfiles)
-            .map_err(|e| io::Error::new(e.kind(), format!("root {}: {e}", c.root.display())))
-    };
-    root(&config)?;
-    let (listeners, bound) = match activated {
-        Some(sockets) => {
-            eprintln!(
-                "ringserve: serving on {} socket(s) passed by the service manager (--listen \
-                 ignored)",
-                sockets.len()
-            );
-            activation::share(sockets, config.workers)?
-        }
-        None => bind_all(&config)?,
-    };
-
-    let shutdown = Shutdown::default();
-    let reopen = Reopen::default();
-    let metrics = WorkerMetrics::for_workers(config.workers);
-    let shared = policy::Shared::new(&config.policy);
-    let reloads = Arc::new(Reloads::default());
-    let mut wakes = Vec::new();
-    let mut setups = Vec::new();
-    for (i, listeners) in listeners.into_iter().enumerate() {
-        let wake = sys::eventfd()?;
-        wakes.push(wake.try_clone()?);
-        setups.push(WorkerSetup {
-            listeners,
-            wake,
-            worker: Worker::new(
-                Handler::new(
-                    root(&config)?,
-                    FileCache::new(config.open_file_cache, config.open_file_cache_valid),
-                )
-                .with_content(config.content.clone()),
-                config.clone(),
-                access_log(&config, &reopen)?,
-                Policy::new(config.policy.clone(), shared.clone()),
-                WorkerHandle::new(&metrics, i).ok_or_else(|| io::Error::other("worker index"))?,
-            ),
-            shutdown: shutdown.clone(),
-            reload: Watch::new(reloads.clone(), i),
-            want_peer: want_peer(&config),
-            max_conns: worker_share(config.policy.max_conns, config.workers, i),
-        });
-    }
-    let admin = match config.admin {
-        Some(addr) => Some((
-            admin::bind(addr)?,
-            AdminState {
-                metrics: metrics.clone(),
-                draining: shutdown.requested.clone(),
-                root: Arc::new(Mutex::new(root(&config)?)),
-                started: Instant::now(),
-            },
-        )),
-        None => None,
-    };
-    let admin_root = admin.as_ref().map(|(_, state)| state.root.clone());
-    if let Some(name) = &config.user {
-        switch_user(name)?;
-    }
-    let chosen = choose_backend(config.backend)?;
-
-    let (done_tx, done_rx) = mpsc::channel::<io::Result<()>>();
-    let (ready_tx, ready_rx) = mpsc::channel::<io::Result<String>>();
-    let mut threads = Vec::new();
-    for (i, setup) in setups.into_iter().enumerate() {
-        let (ready, done) = (ready_tx.clone(), done_tx.clone());
-        let fallback = match &chosen {
-            Chosen::Uring => None,
-            Chosen::Epoll(why) => Some(why.clone()),
-        };
-        let t = std::thread::Builder::new()
-            .name(format!("ringserve-w{i}"))
-            .spawn(move || {
-                let result = worker_main(i, setup, fallback, ready);
-                let _ = done.send(result);
-            })?;
-        threads.push(t);
-    }
-    drop(ready_tx);
-    for _ in 0..threads.len() {
-        match ready_rx.recv() {
-            Ok(Ok(line)) => eprintln!("ringserve: {line}"),
-            Ok(Err(e)) => return Err(e),
-            Err(_) => break,
-        }
-    }
-    for addr in &bound {
-        eprintln!("ringserve: listening on {addr}");
-    }
-    if let Some((listener, state)) = admin {
-        admin::serve(listener, state)?;
-    }
-
-    let signals = shutdown.clone();
-    let mut reloader = Reloader::new(
-        sources,
-        config.clone(),
-        shared,
-        reopen.clone(),
-        reloads,
-        admin_root,
-    );
-    std::thread::Builder::new()
-        .name("ringserve-signals".into())
-        .spawn(move || loop {
-            match sys::wait_signal() {
-                SignalEvent::Shutdown => return request_shutdown(&signals, &wakes),
-                SignalEvent::ReopenLogs => {
-                    reopen.request();
-                    wake_all(&wakes);
-                }
-                SignalEvent::Reload => reloader.reload(|| wake_all(&wakes)),
-            }
-        })?;
-
-    let mut first_error = None;
-    for _ in 0..threads.len() {
-        if let Ok(Err(e)) = done_rx.recv() {
-            if first_error.is_none() {
-                // A worker failed: stop the others too rather than serve at reduced capacity.
-                shutdown.requested.store(true, Ordering::Release);
-                first_error = Some(e);
-            }
-        }
-    }
-    for t in threads {
-        let _ = t.join();
-    }
-    first_error.map_or(Ok(()), Err)
-}
-
-fn request_shutdown(shutdown: &Shutdown, wakes: &[OwnedFd]) {
-    shutdown.requested.store(true, Ordering::Release);
-    wake_all(wakes);
-}
-
-/// Wakes every worker, which then looks at the shutdown flag, its log's reopen request and
-/// the latest configuration.
-fn wake_all(wakes: &[OwnedFd]) {
-    for w in wakes {
-        let _ = sys::eventfd_signal(w.as_fd());
-    }
-}
-
 /// Whether connections need their client's address looked up: for the access log or a policy.
-fn want_peer(config: &Config) -> bool {
+pub fn want_peer(config: &Config) -> bool {
     config.access_log != LogDest::Off || config.policy.needs_peer()
 }
 
-fn access_log(config: &Config, reopen: &Reopen) -> io::Result<AccessLog> {
-    AccessLog::open(&config.access_log, config.access_log_format, reopen.clone())
-        .map_err(|e| io::Error::new(e.kind(), format!("access log: {e}")))
-}
-
-/// Drops root for `--user NAME` and says so on stderr.
-fn switch_user(name: &str) -> io::Result<()> {
-    let with_name = |e: io::Error| io::Error::new(e.kind(), format!("--user {name}: {e}"));
-    let account = sys::lookup_user(name).map_err(with_name)?;
-    match sys::switch_user(&account).map_err(with_name)? {
-        sys::Switched::Dropped => eprintln!(
-            "ringserve: running as user {name} (uid {}, gid {})",
-            account.uid, account.gid
-        ),
-        sys::Switched::AlreadyUser => eprintln!("ringserve: already running as user {name}"),
-    }
-    Ok(())
-}
-
-fn worker_main(
+/// Runs worker `i` on the `chosen` backend until the server has shut down and drained.
+/// Once the backend is set up, `ready` gets the line to print about it (or the error).
+pub fn run_worker(
     i: usize,
     setup: WorkerSetup,
-    fallback: Option<String>,
+    chosen: &Chosen,
     ready: mpsc::Sender<io::Result<String>>,
 ) -> io::Result<()> {
-    match fallback {
-        None => {
+    match chosen {
+        Chosen::Uring => {
             let info = match uring::setup() {
                 Ok(info) => info,
                 Err(e) => {
@@ -277,7 +106,7 @@ fn worker_main(
             let _ = ready.send(Ok(format!("worker {i}: backend uring ({})", info.features)));
             uring::run(setup, info)
         }
-        Some(why) => {
+        Chosen::Epoll(why) => {
             setup.worker.metrics.set_backend("epoll");
             let _ = ready.send(Ok(format!("worker {i}: backend epoll ({why})")));
             epoll::run(setup)
@@ -287,7 +116,7 @@ fn worker_main(
 
 /// Picks the backend: the ring when it can be set up and has every feature the worker needs,
 /// epoll otherwise (unless the ring was demanded).
-fn choose_backend(choice: BackendChoice) -> io::Result<Chosen> {
+pub fn choose_backend(choice: BackendChoice) -> io::Result<Chosen> {
     if choice == BackendChoice::Epoll {
         return Ok(Chosen::Epoll("requested with --backend epoll".into()));
     }
@@ -304,47 +133,12 @@ fn choose_backend(choice: BackendChoice) -> io::Result<Chosen> {
     Ok(Chosen::Epoll(why))
 }
 
-/// Binds every listen address once per worker, all with `SO_REUSEPORT`. The first socket of
-/// an address with port 0 picks the port; the others bind to that same port. Returns the
-/// listeners grouped per worker, and the addresses actually bound.
-fn bind_all(config: &Config) -> io::Result<(Vec<Vec<OwnedFd>>, Vec<SocketAddr>)> {
-    let mut per_worker: Vec<Vec<OwnedFd>> = (0..config.workers).map(|_| Vec::new()).collect();
-    let mut bound = Vec::new();
-    for &wanted in &config.listen {
-        let mut addr = wanted;
-        for listeners in per_worker.iter_mut() {
-            let sock = listen(addr)
-                .map_err(|e| io::Error::new(e.kind(), format!("listen on {wanted}: {e}")))?;
-            addr = sock.local_addr()?.as_socket().unwrap_or(addr);
-            listeners.push(sock.into());
-        }
-        bound.push(addr);
-    }
-    Ok((per_worker, bound))
-}
-
-fn listen(addr: SocketAddr) -> io::Result<Socket> {
-    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    if addr.is_ipv6() {
-        sock.set_only_v6(true)?;
-    }
-    sock.set_reuse_address(true)?;
-    sock.set_reuse_port(true)?;
-    sock.set_nonblocking(true)?;
-    // Accepted sockets inherit TCP_NODELAY: the last segment of a response must not wait for
-    // the client's delayed ACK.
-    sock.set_tcp_nodelay(true)?;
-    sock.bind(&addr.into())?;
-    sock.listen(4096)?;
-    Ok(sock)
-}
-
 /// Worker `i`'s share of a server-wide connection cap (0: none) split over `workers`: the
 /// shares differ by at most one and add up to the cap. Each worker enforces its own share
 /// exactly, with no shared counter: `SO_REUSEPORT` gives every worker its own accept queue,
 /// so a worker at its share leaves new connections waiting in its queue, as nginx's
 /// `worker_connections` does.
-fn worker_share(max_conns: usize, workers: usize, i: usize) -> usize {
+pub fn worker_share(max_conns: usize, workers: usize, i: usize) -> usize {
     if max_conns == 0 {
         return usize::MAX;
     }
@@ -475,7 +269,6 @@ fn apply(b: &mut impl Backend, update: &Update, watch: &Watch) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::TcpListener;
 
     #[test]
     fn connection_cap_shares_add_up() {
@@ -489,22 +282,5 @@ mod tests {
                 .iter()
                 .all(|&s| s >= cap / workers && s <= cap / workers + 1));
         }
-    }
-
-    #[test]
-    fn reuseport_listeners_share_a_picked_port() {
-        let a = listen("127.0.0.1:0".parse().unwrap()).unwrap();
-        let addr = a.local_addr().unwrap().as_socket().unwrap();
-        let b = listen(addr).unwrap();
-        assert_eq!(b.local_addr().unwrap().as_socket(), Some(addr));
-    }
-
-    #[test]
-    fn accepted_sockets_inherit_nodelay() {
-        let l: TcpListener = listen("127.0.0.1:0".parse().unwrap()).unwrap().into();
-        l.set_nonblocking(false).unwrap();
-        let _client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        let (accepted, _) = l.accept().unwrap();
-        assert!(accepted.nodelay().unwrap());
     }
 }
