@@ -5,10 +5,10 @@
 mod common;
 
 use common::*;
-use ringserve::server::admin::{self, AdminState};
 use ringserve::fs::Root;
 use ringserve::http::Method;
 use ringserve::metrics::{self, BodyKind, TopFiles, WorkerMetrics};
+use ringserve::server::admin::{self, AdminState};
 use serde_json::Value;
 use std::io::Write;
 use std::net::SocketAddr;

@@ -10,10 +10,10 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::conn::{Conn, Next, Worker};
-use super::conns::Conns;
+use super::conn::{Conn, Next};
+use super::reactor::{self, AcceptPause, Backend, Reactor};
 use super::timer::TimerKey;
-use super::{AcceptPause, WorkerSetup};
+use super::WorkerSetup;
 use crate::sys;
 
 const LISTENER: u64 = 1;
@@ -43,19 +43,11 @@ fn untag(data: u64) -> (u64, TimerKey) {
 
 struct Epoll {
     ep: OwnedFd,
-    conns: Conns<()>,
-    listeners: Vec<OwnedFd>,
-    wake: OwnedFd,
-    w: Worker,
+    r: Reactor<()>,
     events: Vec<libc::epoll_event>,
     buf: Box<[u8]>,
-    want_peer: bool,
-    /// Listeners resting after descriptor exhaustion.
-    paused: AcceptPause,
     /// Which listeners are in the epoll set (accepting).
     registered: Vec<bool>,
-    /// The worker's connection cap (`usize::MAX`: none).
-    max_conns: usize,
 }
 
 /// Runs one worker until shutdown.
@@ -68,65 +60,57 @@ pub fn run(setup: WorkerSetup) -> io::Result<()> {
         libc::EPOLLIN as u32,
         tag(WAKE, none),
     )?;
+    let registered = vec![false; setup.listeners.len()];
+    let (r, shutdown, reload) = Reactor::new(setup);
     let mut e = Epoll {
         ep,
-        conns: Conns::default(),
-        wake: setup.wake,
-        w: setup.worker,
+        r,
         events: vec![libc::epoll_event { events: 0, u64: 0 }; 512],
         buf: vec![0; RECV_BUF].into_boxed_slice(),
-        want_peer: setup.want_peer,
-        paused: AcceptPause::default(),
-        registered: vec![false; setup.listeners.len()],
-        max_conns: setup.max_conns,
-        listeners: setup.listeners,
+        registered,
     };
     e.sync_listeners()?;
-    super::drive(&mut e, &setup.shutdown, setup.reload)
+    reactor::drive(&mut e, &shutdown, reload)
 }
 
-impl super::Backend for Epoll {
-    fn worker(&mut self) -> &mut Worker {
-        &mut self.w
+impl Backend for Epoll {
+    type Io = ();
+
+    fn reactor(&mut self) -> &mut Reactor<()> {
+        &mut self.r
     }
 
-    fn pop_due(&mut self, now: Instant) -> Option<TimerKey> {
-        self.conns.pop_due(now)
+    fn reactor_ref(&self) -> &Reactor<()> {
+        &self.r
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
-        super::earliest(self.conns.next_deadline(), self.paused.next())
-    }
-
-    fn deadline(&mut self, key: TimerKey) {
-        if let Some(e) = self.conns.get_mut(key) {
-            let next = e.conn.on_deadline(&mut self.w);
-            self.apply(key, next);
+    fn apply(&mut self, key: TimerKey, next: Next) {
+        match next {
+            Next::Close => self.close(key, false),
+            Next::Reset => self.close(key, true),
+            Next::Read | Next::Write | Next::Sleep => self.r.conns.sync_timer(key),
         }
     }
 
-    fn start_drain(&mut self) {
-        self.w.draining = true;
+    fn stop_accepting(&mut self) {
         // Closing the listeners removes them from the epoll set.
-        self.listeners.clear();
+        self.r.listeners.clear();
         self.registered.clear();
-        for key in self.conns.keys() {
-            if let Some(e) = self.conns.get_mut(key) {
-                let next = e.conn.on_drain();
-                self.apply(key, next);
-            }
-        }
+    }
+
+    fn sync_accepting(&mut self) {
+        let _ = self.sync_listeners();
     }
 
     fn finished(&self) -> bool {
-        self.conns.is_empty()
+        self.r.conns.is_empty()
     }
 
     fn turn(&mut self, timeout: Duration) -> io::Result<u64> {
         // Round up so a deadline 0.4 ms away does not spin with a zero timeout.
         let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
         let n = sys::epoll_wait(self.ep.as_fd(), &mut self.events, ms)?;
-        if !self.paused.take_due(Instant::now()).is_empty() {
+        if !self.r.paused.take_due(Instant::now()).is_empty() {
             self.sync_listeners()?;
         }
         for i in 0..n {
@@ -138,47 +122,36 @@ impl super::Backend for Epoll {
                 _ => {
                     // The wake eventfd: the loop reads the shutdown flag; drain the counter so
                     // level-triggered interest does not fire again.
-                    sys::eventfd_drain(self.wake.as_fd());
+                    sys::eventfd_drain(self.r.wake.as_fd());
                 }
             }
         }
         Ok(0)
-    }
-
-    fn set_limits(&mut self, max_conns: usize, want_peer: bool) {
-        self.max_conns = max_conns;
-        self.want_peer = want_peer;
-        let _ = self.sync_listeners();
     }
 }
 
 impl Epoll {
     /// Closes a connection (`reset`: with RST).
     fn close(&mut self, key: TimerKey, reset: bool) {
-        if let Some(mut e) = self.conns.remove(key) {
-            e.conn.on_close(reset, &mut self.w);
-            self.w.metrics.conn_closed();
+        if let Some(mut e) = self.r.conns.remove(key) {
+            e.conn.on_close(reset, &mut self.r.w);
+            self.r.w.metrics.conn_closed();
             if reset {
                 let _ = socket2::SockRef::from(e.conn.sock()).set_linger(Some(Duration::ZERO));
             }
-            if self.conns.len() + 1 == self.max_conns {
+            if self.r.conns.len() + 1 == self.r.max_conns {
                 let _ = self.sync_listeners();
             }
         }
-    }
-
-    /// Whether the worker holds as many connections as it may.
-    fn full(&self) -> bool {
-        self.conns.len() >= self.max_conns
     }
 
     /// Puts every listener that should accept (not draining, not full, not resting) in the
     /// epoll set and takes the others out: their level-triggered interest would otherwise
     /// report the waiting backlog again at once.
     fn sync_listeners(&mut self) -> io::Result<()> {
-        let full = self.full();
-        for (i, l) in self.listeners.iter().enumerate() {
-            let want = !full && !self.paused.is_paused(i);
+        let full = self.r.full();
+        for (i, l) in self.r.listeners.iter().enumerate() {
+            let want = !full && !self.r.paused.is_paused(i);
             if want == self.registered[i] {
                 continue;
             }
@@ -199,26 +172,26 @@ impl Epoll {
 
     fn on_listener(&mut self, i: usize) {
         for _ in 0..ACCEPT_BATCH {
-            let Some(l) = self.listeners.get(i) else {
+            let Some(l) = self.r.listeners.get(i) else {
                 return;
             };
-            if self.full() {
+            if self.r.full() {
                 let _ = self.sync_listeners();
                 return;
             }
             let sock = match sys::accept(l.as_fd()) {
                 Ok(s) => s,
                 Err(e) if e.raw_os_error().is_some_and(AcceptPause::is_exhaustion) => {
-                    self.paused.pause(i, self.w.now);
+                    self.r.paused.pause(i, self.r.w.now);
                     let _ = self.sync_listeners();
                     return;
                 }
                 Err(_) => return,
             };
-            let Some(conn) = Conn::new(sock, self.want_peer, &self.w) else {
+            let Some(conn) = Conn::new(sock, self.r.want_peer, &self.r.w) else {
                 continue;
             };
-            let key = self.conns.insert(conn, ());
+            let key = self.r.conns.insert(conn, ());
             // The request has usually arrived with the handshake: read and answer it before
             // registering, so a connection that closes after one answer is never registered.
             let next = self.read(key);
@@ -226,7 +199,7 @@ impl Epoll {
                 self.apply(key, next);
                 continue;
             }
-            let Some(e) = self.conns.get_mut(key) else {
+            let Some(e) = self.r.conns.get_mut(key) else {
                 return;
             };
             let interest =
@@ -239,8 +212,8 @@ impl Epoll {
             )
             .is_err()
             {
-                self.conns.remove(key);
-                self.w.metrics.conn_closed();
+                self.r.conns.remove(key);
+                self.r.w.metrics.conn_closed();
                 continue;
             }
             self.apply(key, next);
@@ -256,8 +229,8 @@ impl Epoll {
             next = self.read(key);
         }
         if next != Next::Close && events & libc::EPOLLOUT as u32 != 0 {
-            if let Some(e) = self.conns.get_mut(key) {
-                next = e.conn.on_writable(&mut self.w);
+            if let Some(e) = self.r.conns.get_mut(key) {
+                next = e.conn.on_writable(&mut self.r.w);
             }
         }
         self.apply(key, next);
@@ -266,17 +239,17 @@ impl Epoll {
     /// Reads until the socket is drained (edge-triggered), feeding the driver. A lingering
     /// connection's input is dropped in the kernel with one call, however fast it arrives.
     fn read(&mut self, key: TimerKey) -> Next {
-        let Some(e) = self.conns.get_mut(key) else {
+        let Some(e) = self.r.conns.get_mut(key) else {
             return Next::Close;
         };
         loop {
             if e.conn.lingering() {
-                return e.conn.drop_input(&self.w);
+                return e.conn.drop_input(&self.r.w);
             }
             match sys::recv(e.conn.sock().as_fd(), &mut self.buf) {
                 Ok(0) => return Next::Close,
                 Ok(n) => {
-                    let next = e.conn.on_input(&self.buf[..n], &mut self.w);
+                    let next = e.conn.on_input(&self.buf[..n], &mut self.r.w);
                     // A short read drained the socket; new data will raise a new edge.
                     if next == Next::Close || n < self.buf.len() {
                         return next;
@@ -288,21 +261,13 @@ impl Epoll {
             }
         }
     }
-
-    fn apply(&mut self, key: TimerKey, next: Next) {
-        match next {
-            Next::Close => self.close(key, false),
-            Next::Reset => self.close(key, true),
-            Next::Read | Next::Write | Next::Sleep => self.conns.sync_timer(key),
-        }
-    }
 }
 
 impl Drop for Epoll {
     /// Closes what a drain cut short through the usual path, so its access-log lines are
     /// written.
     fn drop(&mut self) {
-        for key in self.conns.keys() {
+        for key in self.r.conns.keys() {
             self.close(key, false);
         }
     }

@@ -17,6 +17,7 @@ mod epoll;
 mod out_pool;
 mod pipes;
 mod prebuilt;
+mod reactor;
 pub mod reload;
 mod send;
 pub mod timer;
@@ -27,13 +28,11 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
 
 use crate::config::{AccessLog as LogDest, BackendChoice, Config};
-use reload::{Update, Watch};
+use reload::Watch;
 
 use conn::Worker;
-use timer::TimerKey;
 
 /// Shutdown request shared by the signal thread, the admin listener and the workers.
 #[derive(Clone, Default)]
@@ -45,6 +44,11 @@ impl Shutdown {
     /// Asks every worker to drain (each sees it at its next loop turn: wake them).
     pub fn request(&self) {
         self.requested.store(true, Ordering::Release);
+    }
+
+    /// Whether a shutdown was requested.
+    pub fn is_requested(&self) -> bool {
+        self.requested.load(Ordering::Acquire)
     }
 
     /// The flag itself, for readers outside the engine (the admin listener's `/readyz`).
@@ -143,127 +147,6 @@ pub fn worker_share(max_conns: usize, workers: usize, i: usize) -> usize {
         return usize::MAX;
     }
     max_conns / workers + usize::from(i < max_conns % workers)
-}
-
-/// Listeners whose accepting is paused after the process ran out of descriptors or memory, as
-/// nginx does for 500 ms: retrying at once would spin the worker until something closes.
-#[derive(Default)]
-struct AcceptPause {
-    until: Vec<(usize, Instant)>,
-}
-
-impl AcceptPause {
-    const FOR: Duration = Duration::from_millis(500);
-
-    /// Whether an accept error (positive errno) means resource exhaustion.
-    fn is_exhaustion(errno: i32) -> bool {
-        matches!(
-            errno,
-            libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
-        )
-    }
-
-    /// Stops accepting on `listener` until `now` + 500 ms.
-    fn pause(&mut self, listener: usize, now: Instant) {
-        self.until.push((listener, now + Self::FOR));
-    }
-
-    /// Whether `listener` is resting.
-    fn is_paused(&self, listener: usize) -> bool {
-        self.until.iter().any(|&(i, _)| i == listener)
-    }
-
-    /// When the next paused listener resumes.
-    fn next(&self) -> Option<Instant> {
-        self.until.iter().map(|&(_, t)| t).min()
-    }
-
-    /// Takes the listeners whose pause is over at `now`.
-    fn take_due(&mut self, now: Instant) -> Vec<usize> {
-        let mut due = Vec::new();
-        self.until.retain(|&(i, t)| {
-            let over = t <= now;
-            if over {
-                due.push(i);
-            }
-            !over
-        });
-        due
-    }
-}
-
-/// The earlier of two optional instants.
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-/// What the shared worker loop needs from a backend.
-trait Backend {
-    /// The worker state (clock, log, drain flag).
-    fn worker(&mut self) -> &mut Worker;
-    /// Next connection whose deadline passed.
-    fn pop_due(&mut self, now: Instant) -> Option<TimerKey>;
-    /// Earliest connection deadline.
-    fn next_deadline(&self) -> Option<Instant>;
-    /// Tells a connection its deadline passed, and does what it asks for next.
-    fn deadline(&mut self, key: TimerKey);
-    /// Stops accepting and tells every connection the server is draining.
-    fn start_drain(&mut self);
-    /// Whether nothing is left to do after a drain.
-    fn finished(&self) -> bool;
-    /// Waits up to `timeout` for I/O and handles what arrived; returns how many operations
-    /// the wait submitted (always 0 on epoll).
-    fn turn(&mut self, timeout: Duration) -> io::Result<u64>;
-    /// Takes a reloaded connection cap and whether new connections need their client's
-    /// address, and accepts (or stops accepting) accordingly.
-    fn set_limits(&mut self, max_conns: usize, want_peer: bool);
-}
-
-/// The worker loop both backends share: reloads, deadlines, drain, wait.
-fn drive(b: &mut impl Backend, shutdown: &Shutdown, mut reload: Watch) -> io::Result<()> {
-    let mut drain_deadline: Option<Instant> = None;
-    loop {
-        if let Some(update) = reload.poll() {
-            apply(b, &update, &reload);
-        }
-        b.worker().tick();
-        let now = b.worker().now;
-        while let Some(key) = b.pop_due(now) {
-            b.deadline(key);
-        }
-        if drain_deadline.is_none() && shutdown.requested.load(Ordering::Acquire) {
-            drain_deadline = Some(now + b.worker().config.grace);
-            b.start_drain();
-        }
-        if let Some(d) = drain_deadline {
-            if b.finished() || now >= d {
-                break;
-            }
-        }
-        // The log's once-a-second flush and the Date header want a turn at least each second.
-        let mut timeout = Duration::from_secs(1);
-        for t in [b.next_deadline(), drain_deadline].into_iter().flatten() {
-            timeout = timeout.min(t.saturating_duration_since(now));
-        }
-        let submitted = b.turn(timeout)?;
-        b.worker().metrics.loop_turn(submitted);
-    }
-    b.worker().log.flush();
-    Ok(())
-}
-
-/// Swaps a reloaded configuration into the worker and its backend, and confirms it.
-fn apply(b: &mut impl Backend, update: &Update, watch: &Watch) {
-    update.apply(b.worker());
-    let c = &update.config;
-    b.set_limits(
-        worker_share(c.policy.max_conns, c.workers, watch.index),
-        want_peer(c),
-    );
-    watch.confirm();
 }
 
 #[cfg(test)]

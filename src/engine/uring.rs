@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use super::bufring::BufRing;
-use super::conn::{Conn, Next, Worker};
-use super::conns::Conns;
+use super::conn::{Conn, Next};
+use super::reactor::{self, AcceptPause, Backend, Reactor};
 use super::timer::TimerKey;
-use super::{AcceptPause, WorkerSetup};
+use super::WorkerSetup;
 
 /// Submission queue size; the completion queue is four times larger.
 const SQ_ENTRIES: u32 = 1024;
@@ -136,22 +136,14 @@ struct Uring {
     // Field order matters: the ring is dropped before the buffer pool it writes into.
     ring: IoUring,
     bufs: BufRing,
-    conns: Conns<Io>,
-    listeners: Vec<OwnedFd>,
+    r: Reactor<Io>,
     /// Each listener's accept.
     accepts: Vec<Accept>,
-    /// Listeners resting after descriptor exhaustion.
-    paused: AcceptPause,
-    /// The worker's connection cap (`usize::MAX`: none).
-    max_conns: usize,
     /// Connections accepted in the moment the worker reached its cap, before the cancel of
     /// its accepts took effect; admitted in order as others close.
     overflow: VecDeque<OwnedFd>,
-    wake: OwnedFd,
-    w: Worker,
     cqes: Vec<(u64, i32, u32)>,
     rearm: Vec<TimerKey>,
-    want_peer: bool,
     /// Where a just-accepted connection's first bytes are read (see [`Uring::admit`]).
     first: Box<[u8]>,
 }
@@ -161,61 +153,69 @@ pub fn run(setup: WorkerSetup, info: RingInfo) -> io::Result<()> {
     let bufs = BufRing::new(&info.ring.submitter(), BGID, BUFS, BUF_SIZE)?;
     // Nothing here is meant to be punted to io-wq; keep it from growing threads if it is.
     let _ = info.ring.submitter().register_iowq_max_workers(&mut [1, 1]);
+    let accepts = vec![Accept::Off; setup.listeners.len()];
+    let (r, shutdown, reload) = Reactor::new(setup);
     let mut u = Uring {
         ring: info.ring,
         bufs,
-        conns: Conns::default(),
-        accepts: vec![Accept::Off; setup.listeners.len()],
-        listeners: setup.listeners,
-        paused: AcceptPause::default(),
-        max_conns: setup.max_conns,
+        r,
+        accepts,
         overflow: VecDeque::new(),
-        wake: setup.wake,
-        w: setup.worker,
         cqes: Vec::with_capacity(SQ_ENTRIES as usize * 4),
         rearm: Vec::new(),
-        want_peer: setup.want_peer,
         first: vec![0; BUF_SIZE as usize].into_boxed_slice(),
     };
     u.sync_accepts();
     u.arm_wake();
-    super::drive(&mut u, &setup.shutdown, setup.reload)
+    reactor::drive(&mut u, &shutdown, reload)
 }
 
-impl super::Backend for Uring {
-    fn worker(&mut self) -> &mut Worker {
-        &mut self.w
+impl Backend for Uring {
+    type Io = Io;
+
+    fn reactor(&mut self) -> &mut Reactor<Io> {
+        &mut self.r
     }
 
-    fn pop_due(&mut self, now: Instant) -> Option<TimerKey> {
-        self.conns.pop_due(now)
+    fn reactor_ref(&self) -> &Reactor<Io> {
+        &self.r
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
-        super::earliest(self.conns.next_deadline(), self.paused.next())
-    }
-
-    fn deadline(&mut self, key: TimerKey) {
-        if let Some(e) = self.conns.get_mut(key) {
-            let next = e.conn.on_deadline(&mut self.w);
-            self.apply(key, next);
+    fn apply(&mut self, key: TimerKey, next: Next) {
+        match next {
+            Next::Read | Next::Sleep => {}
+            Next::Write => {
+                let Some(e) = self.r.conns.get_mut(key) else {
+                    return;
+                };
+                if !e.io.poll_armed {
+                    e.io.poll_armed = true;
+                    e.io.inflight += 1;
+                    let fd = types::Fd(e.conn.sock().as_raw_fd());
+                    let sqe = opcode::PollAdd::new(fd, libc::POLLOUT as u32)
+                        .build()
+                        .user_data(user_data(POLL, key));
+                    // SAFETY: a poll references no user memory.
+                    unsafe { self.push(&sqe) };
+                }
+            }
+            Next::Close => return self.close(key, false),
+            Next::Reset => return self.close(key, true),
         }
+        self.r.conns.sync_timer(key);
     }
 
-    fn start_drain(&mut self) {
-        self.w.draining = true;
+    fn stop_accepting(&mut self) {
         self.overflow.clear();
         self.sync_accepts();
-        for key in self.conns.keys() {
-            if let Some(e) = self.conns.get_mut(key) {
-                let next = e.conn.on_drain();
-                self.apply(key, next);
-            }
-        }
+    }
+
+    fn sync_accepting(&mut self) {
+        self.admit_overflow();
     }
 
     fn finished(&self) -> bool {
-        self.conns.is_empty() && self.accepts.iter().all(|&a| a == Accept::Off)
+        self.r.conns.is_empty() && self.accepts.iter().all(|&a| a == Accept::Off)
     }
 
     fn turn(&mut self, timeout: Duration) -> io::Result<u64> {
@@ -233,7 +233,7 @@ impl super::Backend for Uring {
             Err(e) => return Err(e),
         }
         self.reap();
-        if !self.paused.take_due(Instant::now()).is_empty() {
+        if !self.r.paused.take_due(Instant::now()).is_empty() {
             self.sync_accepts();
         }
         let rearm = std::mem::take(&mut self.rearm);
@@ -243,12 +243,6 @@ impl super::Backend for Uring {
         self.rearm = rearm;
         self.rearm.clear();
         Ok(pending)
-    }
-
-    fn set_limits(&mut self, max_conns: usize, want_peer: bool) {
-        self.max_conns = max_conns;
-        self.want_peer = want_peer;
-        self.admit_overflow();
     }
 }
 
@@ -278,13 +272,13 @@ impl Uring {
     /// Closes a connection (`reset`: with RST) once its operations have completed: a socket
     /// the connection shut down ends them by itself, otherwise they are cancelled.
     fn close(&mut self, key: TimerKey, reset: bool) {
-        let Some(e) = self.conns.get_mut(key) else {
+        let Some(e) = self.r.conns.get_mut(key) else {
             return;
         };
         if !e.io.closing {
             e.io.closing = true;
             e.conn.deadline.set(None);
-            let shut = e.conn.on_close(reset, &mut self.w);
+            let shut = e.conn.on_close(reset, &mut self.r.w);
             if reset {
                 let _ = socket2::SockRef::from(e.conn.sock()).set_linger(Some(Duration::ZERO));
             }
@@ -293,28 +287,28 @@ impl Uring {
                 self.cancel_fd(fd, key);
             }
         }
-        if self.conns.get_mut(key).is_some_and(|e| e.io.inflight == 0) {
-            self.conns.remove(key);
-            self.w.metrics.conn_closed();
+        if self
+            .r
+            .conns
+            .get_mut(key)
+            .is_some_and(|e| e.io.inflight == 0)
+        {
+            self.r.conns.remove(key);
+            self.r.w.metrics.conn_closed();
             self.admit_overflow();
         }
-    }
-
-    /// Whether the worker holds as many connections as it may.
-    fn full(&self) -> bool {
-        self.conns.len() >= self.max_conns
     }
 
     /// Arms the accept of every listener that should accept (not draining, not full, not
     /// resting) and cancels the armed ones that should not.
     fn sync_accepts(&mut self) {
-        let stop = self.w.draining || self.full();
-        for i in 0..self.listeners.len() {
+        let stop = self.r.w.draining || self.r.full();
+        for i in 0..self.r.listeners.len() {
             match self.accepts[i] {
-                Accept::Off if !stop && !self.paused.is_paused(i) => self.arm_accept(i),
+                Accept::Off if !stop && !self.r.paused.is_paused(i) => self.arm_accept(i),
                 Accept::On if stop => {
                     self.accepts[i] = Accept::Cancelling;
-                    self.cancel_fd(self.listeners[i].as_raw_fd(), NO_KEY);
+                    self.cancel_fd(self.r.listeners[i].as_raw_fd(), NO_KEY);
                 }
                 _ => {}
             }
@@ -323,7 +317,7 @@ impl Uring {
 
     /// Admits connections held back while the worker was full, as room allows.
     fn admit_overflow(&mut self) {
-        while !self.full() {
+        while !self.r.full() {
             let Some(sock) = self.overflow.pop_front() else {
                 break;
             };
@@ -339,16 +333,16 @@ impl Uring {
     /// answered in the same loop turn. The multishot receive is armed afterwards for what
     /// follows, or not at all when that answer closes the connection (`Connection: close`).
     fn admit(&mut self, sock: OwnedFd) {
-        let Some(conn) = Conn::new(sock, self.want_peer, &self.w) else {
+        let Some(conn) = Conn::new(sock, self.r.want_peer, &self.r.w) else {
             return;
         };
-        let key = self.conns.insert(conn, Io::default());
-        let Some(e) = self.conns.get_mut(key) else {
+        let key = self.r.conns.insert(conn, Io::default());
+        let Some(e) = self.r.conns.get_mut(key) else {
             return;
         };
         let next = match crate::sys::recv(e.conn.sock().as_fd(), &mut self.first) {
             Ok(0) => Next::Close,
-            Ok(n) => e.conn.on_input(&self.first[..n], &mut self.w),
+            Ok(n) => e.conn.on_input(&self.first[..n], &mut self.r.w),
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => Next::Read,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => Next::Read,
             Err(_) => Next::Close,
@@ -361,7 +355,7 @@ impl Uring {
 
     /// Waits for the wake eventfd (shutdown, log reopen); re-armed each time it fires.
     fn arm_wake(&mut self) {
-        let wake = opcode::PollAdd::new(types::Fd(self.wake.as_raw_fd()), libc::POLLIN as u32)
+        let wake = opcode::PollAdd::new(types::Fd(self.r.wake.as_raw_fd()), libc::POLLIN as u32)
             .build()
             .user_data(user_data(WAKE, NO_KEY));
         // SAFETY: a poll references no user memory.
@@ -370,7 +364,7 @@ impl Uring {
 
     fn arm_accept(&mut self, i: usize) {
         self.accepts[i] = Accept::On;
-        let e = opcode::AcceptMulti::new(types::Fd(self.listeners[i].as_raw_fd()))
+        let e = opcode::AcceptMulti::new(types::Fd(self.r.listeners[i].as_raw_fd()))
             .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
             .build()
             .user_data(user_data(
@@ -386,7 +380,7 @@ impl Uring {
 
     fn arm_recv(&mut self, key: TimerKey) {
         let group = self.bufs.group();
-        let Some(e) = self.conns.get_mut(key) else {
+        let Some(e) = self.r.conns.get_mut(key) else {
             return;
         };
         if e.io.recv_armed || e.io.closing {
@@ -416,7 +410,7 @@ impl Uring {
                 RECV => self.on_recv(key, res, flags),
                 POLL => self.on_poll(key),
                 WAKE => {
-                    crate::sys::eventfd_drain(self.wake.as_fd());
+                    crate::sys::eventfd_drain(self.r.wake.as_fd());
                     self.arm_wake();
                 }
                 _ => debug_assert!(kind == CANCEL),
@@ -430,13 +424,13 @@ impl Uring {
         if !cqueue::more(flags) {
             self.accepts[listener] = Accept::Off;
             if res < 0 && AcceptPause::is_exhaustion(-res) {
-                self.paused.pause(listener, self.w.now);
+                self.r.paused.pause(listener, self.r.w.now);
             }
         }
         if res >= 0 {
             // SAFETY: a successful accept completion carries a new descriptor that we now own.
             let sock = unsafe { OwnedFd::from_raw_fd(res) };
-            if self.full() {
+            if self.r.full() {
                 self.overflow.push_back(sock);
             } else {
                 self.admit(sock);
@@ -448,7 +442,7 @@ impl Uring {
     fn on_recv(&mut self, key: TimerKey, res: i32, flags: u32) {
         let bid = cqueue::buffer_select(flags);
         let more = cqueue::more(flags);
-        let next = match self.conns.get_mut(key) {
+        let next = match self.r.conns.get_mut(key) {
             None => None,
             Some(e) => {
                 if !more {
@@ -460,10 +454,10 @@ impl Uring {
                 } else if res > 0 {
                     let next = if e.conn.lingering() {
                         // What this completion carries is dropped with the rest.
-                        e.conn.drop_input(&self.w)
+                        e.conn.drop_input(&self.r.w)
                     } else {
                         let data = bid.map_or(&[][..], |bid| self.bufs.data(bid, res as usize));
-                        e.conn.on_input(data, &mut self.w)
+                        e.conn.on_input(data, &mut self.r.w)
                     };
                     if !more && next != Next::Close {
                         self.rearm.push(key);
@@ -486,7 +480,7 @@ impl Uring {
     }
 
     fn on_poll(&mut self, key: TimerKey) {
-        let Some(e) = self.conns.get_mut(key) else {
+        let Some(e) = self.r.conns.get_mut(key) else {
             return;
         };
         e.io.poll_armed = false;
@@ -494,34 +488,9 @@ impl Uring {
         let next = if e.io.closing {
             Next::Close
         } else {
-            e.conn.on_writable(&mut self.w)
+            e.conn.on_writable(&mut self.r.w)
         };
         self.apply(key, next);
-    }
-
-    /// Arranges what the connection asked for.
-    fn apply(&mut self, key: TimerKey, next: Next) {
-        match next {
-            Next::Read | Next::Sleep => {}
-            Next::Write => {
-                let Some(e) = self.conns.get_mut(key) else {
-                    return;
-                };
-                if !e.io.poll_armed {
-                    e.io.poll_armed = true;
-                    e.io.inflight += 1;
-                    let fd = types::Fd(e.conn.sock().as_raw_fd());
-                    let sqe = opcode::PollAdd::new(fd, libc::POLLOUT as u32)
-                        .build()
-                        .user_data(user_data(POLL, key));
-                    // SAFETY: a poll references no user memory.
-                    unsafe { self.push(&sqe) };
-                }
-            }
-            Next::Close => return self.close(key, false),
-            Next::Reset => return self.close(key, true),
-        }
-        self.conns.sync_timer(key);
     }
 }
 
@@ -529,12 +498,11 @@ impl Drop for Uring {
     /// Cancels everything still in flight and waits (briefly) for the completions, so no
     /// operation outlives the buffers and descriptors it uses.
     fn drop(&mut self) {
-        use super::Backend;
-        for key in self.conns.keys() {
+        for key in self.r.conns.keys() {
             self.close(key, false);
         }
         let deadline = Instant::now() + Duration::from_secs(1);
-        while !self.conns.is_empty() {
+        while !self.r.conns.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || self.turn(left).is_err() {
                 break;
