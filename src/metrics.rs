@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::http::path::canonical_path;
 use crate::http::Method;
 
 /// Upper bounds of the request-duration histogram buckets, in nanoseconds, with their `le`
@@ -586,7 +587,7 @@ impl TopFiles {
 }
 
 /// The download counts published by `workers`, merged: paths are canonicalised with
-/// [`canonical_path`] (so `/a%20b` and `/a b` count together; paths that do not decode are
+/// [`path_key`] (so `/a%20b` and `/a b` count together; paths that do not decode are
 /// dropped), counts summed, sorted by count (descending) then path.
 pub fn top_files(workers: &[WorkerMetrics]) -> Vec<(String, u64)> {
     let mut merged: HashMap<String, u64> = HashMap::new();
@@ -597,7 +598,7 @@ pub fn top_files(workers: &[WorkerMetrics]) -> Vec<(String, u64)> {
             Err(poisoned) => poisoned.into_inner().clone(),
         };
         for (path, n) in published {
-            if let Some(key) = canonical_path(&path, &mut scratch) {
+            if let Some(key) = path_key(&path, &mut scratch) {
                 match merged.entry(key) {
                     Entry::Occupied(mut e) => *e.get_mut() += n,
                     Entry::Vacant(e) => {
@@ -612,17 +613,11 @@ pub fn top_files(workers: &[WorkerMetrics]) -> Vec<(String, u64)> {
     list
 }
 
-/// The canonical form of a request target's path: `/` and the decoded, normalised path below
-/// the root (`/a/b.txt`, `/` for the root), as text; `None` for a target the file layer
-/// refuses.
-pub fn canonical_path(target: &[u8], scratch: &mut Vec<u8>) -> Option<String> {
-    crate::fs::decode(target, scratch).ok()?;
-    let rel = if scratch.as_slice() == b"." {
-        ""
-    } else {
-        &String::from_utf8_lossy(scratch)
-    };
-    Some(format!("/{rel}"))
+/// The canonical path of `target` ([`canonical_path`]) as text, the key download counts
+/// merge by; `None` for a target the file layer refuses.
+pub fn path_key(target: &[u8], scratch: &mut Vec<u8>) -> Option<String> {
+    canonical_path(target, scratch).ok()?;
+    Some(String::from_utf8_lossy(scratch).into_owned())
 }
 
 #[cfg(test)]
@@ -897,17 +892,5 @@ mod tests {
         drop(guard);
         a.publish(t0 + Duration::from_secs(2), &all[0]);
         assert_eq!(top_files(&all)[0], ("/a".to_string(), 2));
-    }
-
-    #[test]
-    fn canonical_paths() {
-        let mut s = Vec::new();
-        assert_eq!(canonical_path(b"/", &mut s).as_deref(), Some("/"));
-        assert_eq!(
-            canonical_path(b"//a/./b%2Ec?q", &mut s).as_deref(),
-            Some("/a/b.c")
-        );
-        assert_eq!(canonical_path(b"/../x", &mut s), None);
-        assert_eq!(canonical_path(b"x", &mut s), None);
     }
 }

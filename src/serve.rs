@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use crate::content::Content;
 use crate::fs::listing::{Format, Listing};
-use crate::fs::{path, FileCache, Found, Root};
+use crate::fs::{FileCache, Found, Root};
 use crate::http::negotiate::{self, Coding};
+use crate::http::path;
 use crate::http::range::ByteRange;
 use crate::http::response::{self, Context, Extra, Planned};
 use crate::http::{query, Chunk, ETag, Method, Representation, Request, Status};
@@ -290,17 +291,14 @@ fn is_encoded_name(target: &[u8]) -> bool {
 /// `/dir/index.html`). `decoded` is scratch space. Only called for a target that resolved
 /// to a file, so decoding succeeds.
 fn served_path(target: &[u8], decoded: &mut Vec<u8>, subject: &mut Vec<u8>) {
-    let Ok(d) = path::decode(target, decoded) else {
+    let Ok(d) = path::canonical_path(target, decoded) else {
         return;
     };
-    subject.push(b'/');
-    if decoded.as_slice() != b"." {
-        subject.extend_from_slice(decoded);
-        if d.trailing_slash {
+    subject.extend_from_slice(decoded);
+    if d.trailing_slash {
+        if decoded.len() > 1 {
             subject.push(b'/');
         }
-    }
-    if d.trailing_slash {
         subject.extend_from_slice(b"index.html");
     }
 }

@@ -1,7 +1,7 @@
 //! The file layer: maps request targets onto files beneath the served root and describes them
 //! for the protocol core.
 //!
-//! [`path`] decodes and vets the target without touching the disk, [`root`] resolves it with
+//! [`decode`] (from `http::path`) vets the target without touching the disk, [`root`] resolves it with
 //! `openat2(RESOLVE_BENEATH)` so the kernel, not string checks, guarantees nothing outside the
 //! root is ever opened, [`mime`] names the content type, [`cache`] keeps hot files open, and
 //! [`listing`] renders directories without an index. Lookups allocate nothing: the caller
@@ -10,9 +10,8 @@
 pub mod cache;
 pub mod listing;
 pub mod mime;
-pub mod path;
 pub mod root;
 
+pub use crate::http::path::{decode, Decoded, PathError};
 pub use cache::{FileCache, Found};
-pub use path::{decode, Decoded, PathError};
 pub use root::{Lookup, Root};

@@ -14,7 +14,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
-use super::{mime, path};
+use super::mime;
 use crate::http::{ETag, Representation};
 use crate::sys::{self, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS};
 
@@ -87,7 +87,7 @@ impl Root {
     /// Resolves a request target (`/path?query`) to what should be answered. `scratch` is
     /// reused across calls to hold the decoded path.
     pub fn lookup(&self, target: &[u8], scratch: &mut Vec<u8>) -> Lookup {
-        let Ok(decoded) = path::decode(target, scratch) else {
+        let Ok(decoded) = crate::http::path::decode(target, scratch) else {
             return Lookup::BadRequest;
         };
         if decoded.dotfile && !self.dotfiles {
@@ -135,7 +135,7 @@ impl Root {
     /// resolution as [`Root::lookup`], so a sidecar can never be reached where its original
     /// could not. Its `Content-Type` is the sidecar's own; callers send the original's.
     pub fn lookup_sidecar(&self, target: &[u8], suffix: &str, scratch: &mut Vec<u8>) -> Lookup {
-        let Ok(decoded) = path::decode(target, scratch) else {
+        let Ok(decoded) = crate::http::path::decode(target, scratch) else {
             return Lookup::BadRequest;
         };
         if decoded.dotfile && !self.dotfiles {

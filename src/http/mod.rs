@@ -14,6 +14,7 @@ pub mod h1;
 pub mod head;
 pub mod multipart;
 pub mod negotiate;
+pub mod path;
 pub mod query;
 pub mod range;
 pub mod request;

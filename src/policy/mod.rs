@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 pub use access::{load_deny_file, Action, Cidr, Rule, Rules};
 pub use pacing::Pacing;
 pub use per_ip::{retry_after_secs, ConnCounts, ConnPermit, PerIp};
-pub use signed::{canonical_path, parse_expires_in, sign, verify, Secret, SecureLink, Verdict};
+pub use signed::{parse_expires_in, sign, verify, Secret, SecureLink, Verdict};
 pub use size::{parse_rate, parse_req_rate, parse_size, ReqRate};
 pub use token_bucket::{Allowance, Pacer, ReqLimit, ReqState, RequestBucket};
 pub use total::{min_rate, Share, TotalLimit};

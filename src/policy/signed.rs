@@ -29,8 +29,8 @@ use sha2::Sha256;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::size::parse_rate;
-use crate::fs::{decode, PathError};
 use crate::http::parse_decimal;
+use crate::http::path::canonical_path;
 
 /// Length in bytes of an HMAC-SHA256 tag.
 const TAG_LEN: usize = 32;
@@ -167,18 +167,6 @@ const PATH_SAFE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'.')
     .remove(b'~');
-
-/// Writes the canonical path of a request target into `out`: `/` followed by the decoded,
-/// normalised path (`/a/b` for `/a//./b/` or `/%61/b`; `/` for the root). Fails where the
-/// file layer would answer 400.
-pub fn canonical_path(target: &[u8], out: &mut Vec<u8>) -> Result<(), PathError> {
-    decode(target, out)?;
-    if out == b"." {
-        out.clear();
-    }
-    out.insert(0, b'/');
-    Ok(())
-}
 
 /// The part of the tree reachable only through signed links (nginx `secure_link` in a
 /// `location`).
@@ -440,21 +428,6 @@ mod tests {
     fn secrets() {
         assert!(Secret::new(b"").is_err());
         assert_eq!(format!("{:?}", secret()), "Secret(..)");
-    }
-
-    #[test]
-    fn canonical_paths() {
-        let mut out = Vec::new();
-        for (target, want) in [
-            ("/", "/"),
-            ("/a//./b/", "/a/b"),
-            ("/%61/b?x=1", "/a/b"),
-            ("/caf%C3%A9.txt", "/caf\u{e9}.txt"),
-        ] {
-            canonical_path(target.as_bytes(), &mut out).unwrap();
-            assert_eq!(out, want.as_bytes(), "{target}");
-        }
-        assert!(canonical_path(b"/a/../b", &mut out).is_err());
     }
 
     #[test]

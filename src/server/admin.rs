@@ -294,7 +294,7 @@ fn file(query: &str, state: &AdminState) -> Reply {
         return Reply::error(400, "missing path parameter");
     };
     let mut scratch = Vec::new();
-    let Some(path) = metrics::canonical_path(target.as_bytes(), &mut scratch) else {
+    let Some(path) = metrics::path_key(target.as_bytes(), &mut scratch) else {
         return Reply::error(400, "bad path");
     };
     let found = state

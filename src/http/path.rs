@@ -1,4 +1,4 @@
-//! Request target → relative file path.
+//! Request target → relative file path, and its canonical spelling.
 //!
 //! [`decode`] turns the path of an origin-form target into a normalised path relative to the
 //! served root, ready for `openat2`. The key decision is to refuse rather than repair anything
@@ -6,6 +6,9 @@
 //! percent-encoded), an encoded slash or backslash, a NUL or a broken escape is a bad request,
 //! never silently resolved. Only harmless redundancy (repeated `/`, `.` segments) is normalised.
 //! The kernel's `RESOLVE_BENEATH` remains the real barrier; this is the first, cheap one.
+//!
+//! [`canonical_path`] is the one spelling of a path the rest of the server keys on: signed
+//! links sign it, download counts merge by it, header rules match it.
 
 use std::fmt;
 
@@ -105,6 +108,19 @@ pub fn decode(target: &[u8], scratch: &mut Vec<u8>) -> Result<Decoded, PathError
         trailing_slash,
         dotfile,
     })
+}
+
+/// Writes the canonical form of `target`'s path into `out`: `/` followed by the decoded,
+/// normalised path below the root (`/a/b.txt`; `/` for the root), so that no spelling of a
+/// URL (`//a/./b`, `%61`) differs from another that names the same file. Refuses what
+/// [`decode`] refuses; `out` is then unspecified.
+pub fn canonical_path(target: &[u8], out: &mut Vec<u8>) -> Result<Decoded, PathError> {
+    let decoded = decode(target, out)?;
+    if out == b"." {
+        out.clear();
+    }
+    out.insert(0, b'/');
+    Ok(decoded)
 }
 
 /// Percent-decodes `raw` onto the end of `out`, refusing separators and NULs hidden in escapes.
@@ -302,5 +318,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn canonical_paths() {
+        let mut out = Vec::new();
+        for (target, want) in [
+            ("/", "/"),
+            ("/a//./b/", "/a/b"),
+            ("/%61/b?x=1", "/a/b"),
+            ("/caf%C3%A9.txt", "/caf\u{e9}.txt"),
+            ("//a/./b%2Ec?q", "/a/b.c"),
+        ] {
+            canonical_path(target.as_bytes(), &mut out).unwrap();
+            assert_eq!(out, want.as_bytes(), "{target}");
+        }
+        assert!(canonical_path(b"/a/../b", &mut out).is_err());
+        assert!(canonical_path(b"/../x", &mut out).is_err());
+        assert!(canonical_path(b"x", &mut out).is_err());
     }
 }
