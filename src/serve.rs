@@ -120,10 +120,10 @@ impl Handler {
                     .cache
                     .lookup(&self.root, req.target, now, &mut scratch.path)
                 {
-                    Found::File(file, rep) => {
+                    Found::File { file, rep } => {
                         return self.file(req, file, rep, cx, now, scratch, out, chunks)
                     }
-                    Found::Directory(dir) if self.content.listing => {
+                    Found::Directory { dir } if self.content.listing => {
                         match self.listing(req, &dir, cx, scratch, out, chunks) {
                             Ok(response) => return response,
                             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
@@ -135,7 +135,7 @@ impl Handler {
                     Found::Redirect => {
                         response::redirect(req.target, head_only, keep_alive, cx, out, chunks)
                     }
-                    Found::Directory(_) | Found::NotFound => {
+                    Found::Directory { .. } | Found::NotFound => {
                         error(Status::NotFound, keep_alive, out, chunks)
                     }
                     Found::Forbidden => error(Status::Forbidden, keep_alive, out, chunks),
@@ -226,7 +226,11 @@ impl Handler {
                 &mut scratch.path,
                 &mut scratch.key,
             );
-            if let Found::File(sidecar, encoded) = found {
+            if let Found::File {
+                file: sidecar,
+                rep: encoded,
+            } = found
+            {
                 if encoded.mtime >= rep.mtime {
                     scratch.content.extend_from_slice(b"Content-Encoding: ");
                     scratch.content.extend_from_slice(coding.token().as_bytes());

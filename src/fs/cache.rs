@@ -18,21 +18,8 @@ use std::time::{Duration, Instant};
 use super::{Lookup, Root};
 use crate::http::Representation;
 
-/// A file found by [`FileCache::lookup`], ready to serve.
-pub enum Found {
-    /// A regular file, shared with the cache.
-    File(Arc<File>, Representation),
-    /// See [`Lookup::Redirect`].
-    Redirect,
-    /// See [`Lookup::Directory`]; never cached.
-    Directory(File),
-    /// See [`Lookup::NotFound`].
-    NotFound,
-    /// See [`Lookup::Forbidden`].
-    Forbidden,
-    /// See [`Lookup::BadRequest`].
-    BadRequest,
-}
+/// What the cache answers: a [`Lookup`] whose file is shared with the cache.
+pub type Found = Lookup<Arc<File>>;
 
 struct Entry {
     file: Arc<File>,
@@ -95,7 +82,10 @@ impl FileCache {
         if let Some(e) = self.map.get(key) {
             if now.saturating_duration_since(e.checked) < self.valid {
                 self.hits += 1;
-                return Found::File(Arc::clone(&e.file), e.rep.clone());
+                return Found::File {
+                    file: Arc::clone(&e.file),
+                    rep: e.rep.clone(),
+                };
             }
         }
         self.misses += 1;
@@ -112,17 +102,11 @@ impl FileCache {
                         },
                     );
                 }
-                Found::File(file, rep)
+                Found::File { file, rep }
             }
             other => {
                 self.map.remove(key);
-                match other {
-                    Lookup::Redirect => Found::Redirect,
-                    Lookup::Directory { dir } => Found::Directory(dir),
-                    Lookup::Forbidden => Found::Forbidden,
-                    Lookup::BadRequest => Found::BadRequest,
-                    Lookup::NotFound | Lookup::File { .. } => Found::NotFound,
-                }
+                other.map_file(Arc::new)
             }
         }
     }
@@ -174,7 +158,7 @@ mod tests {
 
     fn len_of(f: Found) -> u64 {
         match f {
-            Found::File(_, rep) => rep.len,
+            Found::File { rep, .. } => rep.len,
             _ => panic!("expected a file"),
         }
     }
@@ -205,7 +189,10 @@ mod tests {
         let mut c = FileCache::new(8, Duration::ZERO);
         let t0 = Instant::now();
         let s = &mut Vec::new();
-        assert!(matches!(c.lookup(&root, b"/a.txt", t0, s), Found::File(..)));
+        assert!(matches!(
+            c.lookup(&root, b"/a.txt", t0, s),
+            Found::File { .. }
+        ));
         fs::remove_file(dir.path().join("a.txt")).unwrap();
         assert!(matches!(c.lookup(&root, b"/a.txt", t0, s), Found::NotFound));
         assert!(matches!(
@@ -235,7 +222,7 @@ mod tests {
         let mut c = FileCache::new(8, Duration::from_secs(60));
         let now = Instant::now();
         let s = &mut Vec::new();
-        let Found::File(sending, _) = c.lookup(&root, b"/a.txt", now, s) else {
+        let Found::File { file: sending, .. } = c.lookup(&root, b"/a.txt", now, s) else {
             panic!("expected a file");
         };
         c.reset(0, Duration::ZERO);
@@ -282,7 +269,7 @@ mod tests {
         );
         assert!(matches!(
             c.lookup(&root, b"/d/", now, s),
-            Found::Directory(_)
+            Found::Directory { .. }
         ));
         assert!(matches!(
             c.lookup_sidecar(&root, b"/a.txt", ".br", now, s, key),

@@ -31,14 +31,15 @@ pub struct Root {
     dotfiles: bool,
 }
 
-/// What to answer for a request target.
+/// What to answer for a request target. `F` is how the open file is held: owned as
+/// [`Root::lookup`] opens it, or shared with the open-file cache (`fs::Found`).
 #[derive(Debug)]
-pub enum Lookup {
+pub enum Lookup<F = File> {
     /// A regular file opened for reading (`O_RDONLY|O_NONBLOCK|O_CLOEXEC|O_NOCTTY`), and its
     /// metadata.
     File {
         /// The open file.
-        file: File,
+        file: F,
         /// Its length, validators and type.
         rep: Representation,
     },
@@ -59,6 +60,20 @@ pub enum Lookup {
     Forbidden,
     /// The target itself is malformed or tries to escape the root.
     BadRequest,
+}
+
+impl<F> Lookup<F> {
+    /// The same answer with the file held by `f(file)` instead.
+    pub fn map_file<G>(self, f: impl FnOnce(F) -> G) -> Lookup<G> {
+        match self {
+            Lookup::File { file, rep } => Lookup::File { file: f(file), rep },
+            Lookup::Redirect => Lookup::Redirect,
+            Lookup::Directory { dir } => Lookup::Directory { dir },
+            Lookup::NotFound => Lookup::NotFound,
+            Lookup::Forbidden => Lookup::Forbidden,
+            Lookup::BadRequest => Lookup::BadRequest,
+        }
+    }
 }
 
 impl Root {
