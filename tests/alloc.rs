@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ringserve::config::Config;
-use ringserve::engine::access_log::{AccessLog, Reopen};
 use ringserve::engine::conn::{Conn, Next, Worker};
 use ringserve::fs::{FileCache, Root};
+use ringserve::metrics::access_log::{AccessLog, Reopen};
 use ringserve::metrics::{WorkerHandle, WorkerMetrics};
 use ringserve::policy::{Policy, Shared};
 use ringserve::serve::Handler;

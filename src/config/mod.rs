@@ -68,7 +68,7 @@ pub enum BodyPath {
 pub enum LogFormat {
     /// nginx's predefined `combined` format.
     Combined,
-    /// One JSON object per line, with the request time (see [`crate::engine::access_log`]).
+    /// One JSON object per line, with the request time (see [`crate::metrics::access_log`]).
     Json,
 }
 

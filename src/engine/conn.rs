@@ -32,12 +32,12 @@ use crate::metrics::{Reject, TopFiles, WorkerHandle};
 use crate::policy::{Admission, ConnPermit, Grant, Policy, Refusal};
 use crate::serve::{Handler, Response, Scratch};
 
-use super::access_log::AccessLog;
 use super::out_pool::{Out, OutPool};
 use super::pipes::{Pipe, PipePool};
 use super::prebuilt::Prebuilt;
 use super::send::{response_len, send, Progress, Tail};
 use super::timer::Deadline;
+use crate::metrics::access_log::AccessLog;
 use crate::sys;
 
 /// Paths tracked per worker for the most-downloaded list.

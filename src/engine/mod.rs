@@ -8,7 +8,6 @@
 //! (`crate::http::h1`) decides; they differ only in how they learn that a socket is
 //! readable or writable. Start-up, signals and the admin listener are the `server`'s.
 
-pub mod access_log;
 #[allow(unsafe_code)] // the ring boundary: buffers shared with the kernel
 mod bufring;
 pub mod conn;

@@ -14,8 +14,8 @@ use std::fs::File;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::access_log::Record;
 use crate::http::{Chunk, ETag, Method, Status};
+use crate::metrics::access_log::Record;
 use crate::policy::Pacing;
 
 /// States kept at most; more are freed.

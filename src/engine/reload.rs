@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use super::access_log::AccessLog;
 use super::conn::Worker;
 use crate::config::Config;
 use crate::fs::Root;
+use crate::metrics::access_log::AccessLog;
 use crate::policy;
 
 /// A checked configuration, ready for the workers to swap in.

@@ -21,11 +21,11 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
 use crate::config::{Config, Sources};
-use crate::engine::access_log::{AccessLog, Reopen};
 use crate::engine::conn::Worker;
 use crate::engine::reload::{Reloads, Watch};
 use crate::engine::{self, Chosen, Shutdown, WorkerSetup};
 use crate::fs::{FileCache, Root};
+use crate::metrics::access_log::{AccessLog, Reopen};
 use crate::metrics::{WorkerHandle, WorkerMetrics};
 use crate::policy::{self, Policy};
 use crate::serve::Handler;

@@ -17,9 +17,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::config::{Config, Sources};
-use crate::engine::access_log::{AccessLog, Reopen};
 use crate::engine::reload::{Reloads, Update};
 use crate::fs::Root;
+use crate::metrics::access_log::{AccessLog, Reopen};
 use crate::policy;
 
 /// Longest the signal thread waits for the workers to confirm an update. A worker turns its
