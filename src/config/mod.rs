@@ -32,10 +32,10 @@ use std::time::Duration;
 
 use clap::{ArgMatches, ValueEnum};
 
-use crate::content::Content;
 use crate::http::negotiate::Coding;
 use crate::http::Limits;
 use crate::policy::{self, Action as RuleAction, ReqLimit, Rules, Secret, SecureLink};
+use crate::serve::content::Content;
 
 use action::*;
 pub use action::{Action, SignRequest, Sources};
@@ -124,7 +124,7 @@ pub struct Config {
     pub open_file_cache_valid: Duration,
     /// Pacing and protection (see [`crate::policy`]).
     pub policy: policy::Settings,
-    /// Listings, precompressed files and header rules (see [`crate::content`]).
+    /// Listings, precompressed files and header rules (see [`crate::serve::content`]).
     pub content: Arc<Content>,
     /// Access-log line format.
     pub access_log_format: LogFormat,

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::content::{self, CacheRule, CorsOrigin, Glob, HeaderLine};
 use crate::http::negotiate::Coding;
 use crate::policy::{self, ReqRate};
+use crate::serve::content::{self, CacheRule, CorsOrigin, Glob, HeaderLine};
 
 use super::*;
 

@@ -10,6 +10,7 @@
 pub mod conditional;
 pub mod date;
 pub mod disposition;
+pub mod escape;
 pub mod h1;
 pub mod head;
 pub mod multipart;

@@ -23,6 +23,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::{self, LogFormat};
 use crate::http::date::DateCache;
+use crate::http::escape;
 use crate::http::{Request, Status, Version};
 
 /// Flush once this many bytes are buffered.
@@ -361,39 +362,10 @@ fn json_field(out: &mut Vec<u8>, name: &str, value: Option<&[u8]>) {
     match value {
         Some(v) => {
             out.push(b'"');
-            escape_json(out, v);
+            escape::json(out, v);
             out.push(b'"');
         }
         None => out.extend_from_slice(b"null"),
-    }
-}
-
-/// Copies `s` as the inside of a JSON string: `"`, `\`, control characters and DEL are
-/// escaped, valid UTF-8 is kept, and each invalid UTF-8 sequence (hostile targets and
-/// headers carry any byte) becomes U+FFFD, so the line is always valid UTF-8 JSON.
-fn escape_json(out: &mut Vec<u8>, s: &[u8]) {
-    for chunk in s.utf8_chunks() {
-        for &c in chunk.valid().as_bytes() {
-            match c {
-                b'"' => out.extend_from_slice(b"\\\""),
-                b'\\' => out.extend_from_slice(b"\\\\"),
-                b'\n' => out.extend_from_slice(b"\\n"),
-                b'\r' => out.extend_from_slice(b"\\r"),
-                b'\t' => out.extend_from_slice(b"\\t"),
-                0..0x20 | 0x7f => out.extend_from_slice(&[
-                    b'\\',
-                    b'u',
-                    b'0',
-                    b'0',
-                    HEX[(c >> 4) as usize],
-                    HEX[(c & 15) as usize],
-                ]),
-                _ => out.push(c),
-            }
-        }
-        if !chunk.invalid().is_empty() {
-            out.extend_from_slice(b"\\uFFFD");
-        }
     }
 }
 
@@ -439,22 +411,6 @@ mod tests {
         let mut v = Vec::new();
         escape(&mut v, b"a\"b\\c\x01d\xff");
         assert_eq!(v, b"a\\x22b\\x5Cc\\x01d\\xFF");
-    }
-
-    #[test]
-    fn json_escaping_yields_valid_json() {
-        let mut v = b"\"".to_vec();
-        escape_json(
-            &mut v,
-            b"a\"b\\c\x01\x1f\x7f\n\t\r d\xff\xfe caf\xc3\xa9 \xe2\x82",
-        );
-        v.push(b'"');
-        let text = std::str::from_utf8(&v).expect("valid UTF-8");
-        let parsed: String = serde_json::from_str(text).expect("valid JSON string");
-        assert_eq!(
-            parsed,
-            "a\"b\\c\u{1}\u{1f}\u{7f}\n\t\r d\u{fffd}\u{fffd} café \u{fffd}"
-        );
     }
 
     #[test]

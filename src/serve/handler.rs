@@ -6,7 +6,7 @@
 //!
 //! A GET or HEAD flows through fixed steps: resolve the target (through the open-file
 //! cache); for a file, swap in a precompressed sidecar when the client prefers one, then
-//! collect the rule-made headers ([`crate::content`]) and let [`response::file`] apply
+//! collect the rule-made headers ([`crate::serve::content`]) and let [`response::file`] apply
 //! preconditions and ranges to whichever file was chosen; for a directory without index,
 //! render a listing into an anonymous file and send that. Every buffer involved lives in
 //! [`Scratch`], so serving plain files allocates nothing once warm.
@@ -17,8 +17,9 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::content::Content;
-use crate::fs::listing::{Format, Listing};
+use super::content::Content;
+use super::listing::{self, Format};
+use crate::fs::listing::Listing;
 use crate::fs::{FileCache, Found, Root};
 use crate::http::negotiate::{self, Coding};
 use crate::http::path;
@@ -264,7 +265,7 @@ impl Handler {
             _ => Format::Html,
         };
         let listing = Listing::read(&self.root, dir.as_fd(), &scratch.path)?;
-        let (file, len) = listing.render(format, &scratch.path)?;
+        let (file, len) = listing::render(&listing, format, &scratch.path)?;
         scratch.always.clear();
         self.content.listing_headers(&mut scratch.always);
         let extra = Extra {
