@@ -1,0 +1,406 @@
+//! Request-head parsing (RFC 9112 §2–§6) on top of `httparse`.
+//!
+//! Key design decision: httparse does the byte-level grammar into a fixed array of 64 field
+//! slots on the stack, and this module applies the HTTP semantics on top in one pass over
+//! the fields, keeping borrowed slices of the few we act on; nothing is allocated, and any
+//! ambiguity about message framing is an error that closes the connection.
+
+use super::{parse_decimal, trim_ows, Limits, Status};
+
+/// Request methods the server distinguishes; everything else is answered 405.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// `GET`
+    Get,
+    /// `HEAD`: as GET, without the body.
+    Head,
+    /// `OPTIONS`
+    Options,
+    /// Any other syntactically valid method.
+    Other,
+}
+
+/// Protocol version of the request (only major version 1 is served; others get 505).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    /// HTTP/1.0: keep-alive only on request.
+    Http10,
+    /// HTTP/1.1: keep-alive unless `Connection: close`.
+    Http11,
+}
+
+/// A parsed request head, borrowing from the connection's receive buffer.
+///
+/// Only the header fields the server acts on are kept; all are raw bytes (trimmed of
+/// surrounding whitespace) so parsing them is deferred to whoever needs them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request<'a> {
+    /// Method, classified.
+    pub method: Method,
+    /// Method as sent (for the access log).
+    pub method_raw: &'a str,
+    /// Request target in origin form (`/path?query`); an absolute-form target
+    /// (`http://host/path?q`) is reduced to its origin form here, `*` is kept as is.
+    pub target: &'a [u8],
+    /// Request target exactly as sent (for the access log).
+    pub target_raw: &'a [u8],
+    /// HTTP version.
+    pub version: Version,
+    /// `Host` header (or the authority of an absolute-form target, which takes precedence).
+    pub host: Option<&'a [u8]>,
+    /// Whether the client allows the connection to stay open after this response
+    /// (version default, overridden by `Connection: close` / `keep-alive` tokens).
+    pub keep_alive: bool,
+    /// `Range`
+    pub range: Option<&'a [u8]>,
+    /// `If-Range`
+    pub if_range: Option<&'a [u8]>,
+    /// `If-Match`
+    pub if_match: Option<&'a [u8]>,
+    /// `If-None-Match`
+    pub if_none_match: Option<&'a [u8]>,
+    /// `If-Modified-Since`
+    pub if_modified_since: Option<&'a [u8]>,
+    /// `If-Unmodified-Since`
+    pub if_unmodified_since: Option<&'a [u8]>,
+    /// `Referer` (for the access log).
+    pub referer: Option<&'a [u8]>,
+    /// `User-Agent` (for the access log).
+    pub user_agent: Option<&'a [u8]>,
+    /// `Accept` (directory listings: HTML or JSON); `None` when sent more than once, which
+    /// falls back to HTML.
+    pub accept: Option<&'a [u8]>,
+    /// `Accept-Encoding` (precompressed files); `None` when sent more than once, which falls
+    /// back to the unencoded file rather than joining the lines (that would allocate).
+    pub accept_encoding: Option<&'a [u8]>,
+    /// Length of the request body announced by `Content-Length` (0 without one); the engine
+    /// reads and discards that many bytes after the head before parsing the next request.
+    pub body_len: u64,
+    /// Number of bytes of the buffer taken by the head (request line, fields, final CRLF).
+    pub head_len: usize,
+}
+
+/// Outcome of [`parse`].
+// Returned by value once per request and consumed at once; boxing the large variant would
+// put an allocation on the hot path.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parse<'a> {
+    /// The buffer holds no complete head yet (and is below the head size limit).
+    Partial,
+    /// A complete, valid head.
+    Complete(Request<'a>),
+    /// The input is not an acceptable request; answer with this status and close, since the
+    /// message framing can no longer be trusted.
+    Invalid(Status),
+}
+
+/// Longest request target accepted; longer ones are answered 414 (nginx's default large
+/// header buffer is 8 KiB too).
+pub const MAX_TARGET: usize = 8 * 1024;
+
+/// Most header fields in one request; more are answered 431.
+pub const MAX_HEADERS: usize = 64;
+
+/// Parses the request head at the start of `buf`.
+///
+/// Only the first `limits.max_head` bytes are looked at: a head that does not end within
+/// them is answered 431, whether it is still arriving or not. Everything that could let a
+/// front-end and this server disagree about where a message ends (RFC 9112 §6.3, §11.2) is
+/// rejected and closes the connection: duplicate or non-numeric `Content-Length`,
+/// `Transfer-Encoding` (with `Content-Length`: 400; alone: 501), obs-fold, missing or
+/// duplicate `Host`. Duplicated singleton fields are resolved without allocating:
+/// `If-Match` / `If-None-Match` keep their first line (which can only turn a 304 into a 200
+/// or a success into a 412, never serve what the client excluded), duplicate dates are
+/// ignored (RFC 9110 §13.1.3–4), and a duplicate `Range` or `If-Range` drops the range
+/// request, answering with the whole file.
+pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parse<'a> {
+    let window = &buf[..buf.len().min(limits.max_head)];
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut raw = httparse::Request::new(&mut headers);
+    let head_len = match raw.parse(window) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return partial(window, limits),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Parse::Invalid(Status::HeaderFieldsTooLarge)
+        }
+        Err(httparse::Error::Version) => match version_error(window) {
+            Some(status) => return Parse::Invalid(status),
+            None => return partial(window, limits),
+        },
+        Err(_) => return Parse::Invalid(Status::BadRequest),
+    };
+    let (Some(method_raw), Some(target_raw), Some(minor)) = (raw.method, raw.path, raw.version)
+    else {
+        return Parse::Invalid(Status::BadRequest);
+    };
+    let version = if minor == 0 {
+        Version::Http10
+    } else {
+        Version::Http11
+    };
+    let target_raw = target_raw.as_bytes();
+    if target_raw.len() > MAX_TARGET {
+        return Parse::Invalid(Status::UriTooLong);
+    }
+    let Some((target, authority)) = split_target(target_raw) else {
+        return Parse::Invalid(Status::BadRequest);
+    };
+
+    let f = Fields::scan(raw.headers);
+
+    // RFC 9112 §3.2: exactly one valid Host in HTTP/1.1, at most one in HTTP/1.0.
+    if f.host.repeated
+        || f.host.value.is_some_and(|h| !valid_host(h))
+        || (version == Version::Http11 && f.host.value.is_none())
+    {
+        return Parse::Invalid(Status::BadRequest);
+    }
+    let body_len = match (f.content_length.value, f.transfer_encoding) {
+        _ if f.content_length.repeated => return Parse::Invalid(Status::BadRequest),
+        (Some(_), true) => return Parse::Invalid(Status::BadRequest),
+        (None, true) => return Parse::Invalid(Status::NotImplemented),
+        (None, false) => 0,
+        (Some(cl), false) => match parse_decimal(cl) {
+            Some(n) => n,
+            None => return Parse::Invalid(Status::BadRequest),
+        },
+    };
+    if body_len > limits.max_discard_body {
+        return Parse::Invalid(Status::PayloadTooLarge);
+    }
+
+    let range_ok = !f.range.repeated && !f.if_range.repeated;
+    Parse::Complete(Request {
+        method: match method_raw {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "OPTIONS" => Method::Options,
+            _ => Method::Other,
+        },
+        method_raw,
+        target,
+        target_raw,
+        version,
+        host: authority.or(f.host.value),
+        keep_alive: !f.close && (version == Version::Http11 || f.keep_alive),
+        range: f.range.value.filter(|_| range_ok),
+        if_range: f.if_range.unique(),
+        if_match: f.if_match.value,
+        if_none_match: f.if_none_match.value,
+        if_modified_since: f.if_modified_since.unique(),
+        if_unmodified_since: f.if_unmodified_since.unique(),
+        referer: f.referer.value,
+        user_agent: f.user_agent.value,
+        accept: f.accept.unique(),
+        accept_encoding: f.accept_encoding.unique(),
+        body_len,
+        head_len,
+    })
+}
+
+/// No complete head in `window`: wait for more, unless the window is already full.
+fn partial<'a>(window: &[u8], limits: &Limits) -> Parse<'a> {
+    if window.len() >= limits.max_head {
+        Parse::Invalid(Status::HeaderFieldsTooLarge)
+    } else {
+        Parse::Partial
+    }
+}
+
+/// Shape of an HTTP-version (RFC 9112 §2.3), `#` standing for a digit.
+const VERSION_SHAPE: &[u8; 8] = b"HTTP/#.#";
+
+/// Classifies a request line httparse rejected for its version: a well-formed
+/// `HTTP/DIGIT.DIGIT` (necessarily not 1.0 or 1.1, e.g. `HTTP/2.0`) is 505, anything else
+/// 400; `None` while the line is incomplete but still looks like such a version.
+fn version_error(buf: &[u8]) -> Option<Status> {
+    // httparse skips empty lines before the request line (RFC 9112 §2.2) and has already
+    // accepted the method and target, neither of which contains a space.
+    let Some(start) = buf.iter().position(|&b| b != b'\r' && b != b'\n') else {
+        return Some(Status::BadRequest);
+    };
+    let line = &buf[start..];
+    let (line, complete) = match memchr::memchr(b'\n', line) {
+        Some(end) => (&line[..end], true),
+        None => (line, false),
+    };
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let Some(version) = line.splitn(3, |&b| b == b' ').nth(2) else {
+        return Some(Status::BadRequest);
+    };
+    let prefix_ok = version.len() <= VERSION_SHAPE.len()
+        && version.iter().zip(VERSION_SHAPE).all(|(&b, &p)| {
+            if p == b'#' {
+                b.is_ascii_digit()
+            } else {
+                b == p
+            }
+        });
+    match (prefix_ok, complete) {
+        (true, true) if version.len() == VERSION_SHAPE.len() => Some(Status::VersionNotSupported),
+        (true, false) => None,
+        _ => Some(Status::BadRequest),
+    }
+}
+
+/// Splits a request target into its origin form and, for absolute form, its authority.
+/// `None` for anything but origin form, `*` or an `http(s)://` absolute form with a valid
+/// authority. `http://host?q` has no path to borrow a `/?q` from, so it becomes `/`, which
+/// only loses the query (which file serving ignores).
+fn split_target(target: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
+    match target {
+        [b'/', ..] | [b'*'] => Some((target, None)),
+        _ => {
+            let rest = strip_prefix_ignore_case(target, b"http://")
+                .or_else(|| strip_prefix_ignore_case(target, b"https://"))?;
+            let end = rest
+                .iter()
+                .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+                .unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(end);
+            if authority.is_empty() || !valid_host(authority) {
+                return None;
+            }
+            let path = if path.first() == Some(&b'/') {
+                path
+            } else {
+                &b"/"[..]
+            };
+            Some((path, Some(authority)))
+        }
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    let (head, rest) = s.split_at_checked(prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then_some(rest)
+}
+
+/// Whether `host` is a plausible `uri-host [":" port]` (RFC 3986 reg-name, IPv4 or
+/// bracketed IPv6 characters); userinfo (`@`), paths and whitespace are rejected.
+fn valid_host(host: &[u8]) -> bool {
+    host.iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:%[]".contains(&b))
+}
+
+/// Header fields the parser acts on.
+#[derive(Clone, Copy)]
+enum Field {
+    Host,
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    Range,
+    IfRange,
+    IfMatch,
+    IfNoneMatch,
+    IfModifiedSince,
+    IfUnmodifiedSince,
+    Referer,
+    UserAgent,
+    Accept,
+    AcceptEncoding,
+}
+
+const FIELDS: [(&str, Field); 14] = [
+    ("host", Field::Host),
+    ("content-length", Field::ContentLength),
+    ("transfer-encoding", Field::TransferEncoding),
+    ("connection", Field::Connection),
+    ("range", Field::Range),
+    ("if-range", Field::IfRange),
+    ("if-match", Field::IfMatch),
+    ("if-none-match", Field::IfNoneMatch),
+    ("if-modified-since", Field::IfModifiedSince),
+    ("if-unmodified-since", Field::IfUnmodifiedSince),
+    ("referer", Field::Referer),
+    ("user-agent", Field::UserAgent),
+    ("accept", Field::Accept),
+    ("accept-encoding", Field::AcceptEncoding),
+];
+
+fn classify(name: &str) -> Option<Field> {
+    FIELDS
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|&(_, f)| f)
+}
+
+/// A field that should appear once: its first value, and whether more lines followed.
+#[derive(Default, Clone, Copy)]
+struct Once<'a> {
+    value: Option<&'a [u8]>,
+    repeated: bool,
+}
+
+impl<'a> Once<'a> {
+    fn add(&mut self, value: &'a [u8]) {
+        if self.value.is_some() {
+            self.repeated = true;
+        } else {
+            self.value = Some(value);
+        }
+    }
+
+    /// The value, or `None` when the field was repeated (and so must be ignored).
+    fn unique(self) -> Option<&'a [u8]> {
+        self.value.filter(|_| !self.repeated)
+    }
+}
+
+/// What the field scan collected.
+#[derive(Default)]
+struct Fields<'a> {
+    host: Once<'a>,
+    content_length: Once<'a>,
+    transfer_encoding: bool,
+    close: bool,
+    keep_alive: bool,
+    range: Once<'a>,
+    if_range: Once<'a>,
+    if_match: Once<'a>,
+    if_none_match: Once<'a>,
+    if_modified_since: Once<'a>,
+    if_unmodified_since: Once<'a>,
+    referer: Once<'a>,
+    user_agent: Once<'a>,
+    accept: Once<'a>,
+    accept_encoding: Once<'a>,
+}
+
+impl<'a> Fields<'a> {
+    /// Collects the fields we act on from the parsed header lines.
+    fn scan(headers: &[httparse::Header<'a>]) -> Fields<'a> {
+        let mut f = Fields::default();
+        for h in headers {
+            let value = trim_ows(h.value);
+            match classify(h.name) {
+                Some(Field::Host) => f.host.add(value),
+                Some(Field::ContentLength) => f.content_length.add(value),
+                Some(Field::TransferEncoding) => f.transfer_encoding = true,
+                Some(Field::Connection) => {
+                    for token in value.split(|&b| b == b',').map(trim_ows) {
+                        f.close |= token.eq_ignore_ascii_case(b"close");
+                        f.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                    }
+                }
+                Some(Field::Range) => f.range.add(value),
+                Some(Field::IfRange) => f.if_range.add(value),
+                Some(Field::IfMatch) => f.if_match.add(value),
+                Some(Field::IfNoneMatch) => f.if_none_match.add(value),
+                Some(Field::IfModifiedSince) => f.if_modified_since.add(value),
+                Some(Field::IfUnmodifiedSince) => f.if_unmodified_since.add(value),
+                Some(Field::Referer) => f.referer.add(value),
+                Some(Field::UserAgent) => f.user_agent.add(value),
+                Some(Field::Accept) => f.accept.add(value),
+                Some(Field::AcceptEncoding) => f.accept_encoding.add(value),
+                None => {}
+            }
+        }
+        f
+    }
+}
+
+#[cfg(test)]
+mod tests;
