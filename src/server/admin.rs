@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::fs::{Lookup, Root};
+use crate::http::{query, Status};
 use crate::metrics::{self, WorkerMetrics};
 
 /// Longest time one connection may take to deliver its request and take its response.
@@ -108,13 +109,13 @@ fn start(listener: TcpListener, state: AdminState, timeout: Duration) -> io::Res
 /// A response to send.
 #[derive(Debug)]
 struct Reply {
-    status: u16,
+    status: Status,
     content_type: &'static str,
     body: String,
 }
 
 impl Reply {
-    fn text(status: u16, body: &str) -> Reply {
+    fn text(status: Status, body: &str) -> Reply {
         Reply {
             status,
             content_type: "text/plain; charset=utf-8",
@@ -124,15 +125,15 @@ impl Reply {
 
     /// `data` in the success envelope.
     fn ok(data: Value) -> Reply {
-        Reply::json(200, envelope(0, "ok", data))
+        Reply::json(Status::Ok, envelope(0, "ok", data))
     }
 
     /// An API error: the envelope with `code` = HTTP status and null data.
-    fn error(status: u16, msg: &str) -> Reply {
-        Reply::json(status, envelope(status, msg, Value::Null))
+    fn error(status: Status, msg: &str) -> Reply {
+        Reply::json(status, envelope(status.code(), msg, Value::Null))
     }
 
-    fn json(status: u16, body: String) -> Reply {
+    fn json(status: Status, body: String) -> Reply {
         Reply {
             status,
             content_type: "application/json",
@@ -173,21 +174,24 @@ fn handle(mut stream: TcpStream, state: &AdminState, timeout: Duration) -> io::R
                 break (route(method, target, state), method == "HEAD");
             }
             Ok(httparse::Status::Partial) if len == buf.len() => {
-                break (Reply::text(431, "request head too large"), false)
+                break (
+                    Reply::text(Status::HeaderFieldsTooLarge, "request head too large"),
+                    false,
+                )
             }
             Ok(httparse::Status::Partial) => {}
-            Err(_) => break (Reply::text(400, "bad request"), false),
+            Err(_) => break (Reply::text(Status::BadRequest, "bad request"), false),
         }
     };
     let mut head = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
          Cache-Control: no-store\r\nConnection: close\r\n",
-        reply.status,
-        reason(reply.status),
+        reply.status.code(),
+        reply.status.reason(),
         reply.content_type,
         reply.body.len()
     );
-    if reply.status == 405 {
+    if reply.status == Status::MethodNotAllowed {
         head.push_str("Allow: GET, HEAD\r\n");
     }
     head.push_str("\r\n");
@@ -198,28 +202,14 @@ fn handle(mut stream: TcpStream, state: &AdminState, timeout: Duration) -> io::R
     stream.shutdown(Shutdown::Write)
 }
 
-/// The reason phrase of the statuses the admin listener sends.
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        431 => "Request Header Fields Too Large",
-        503 => "Service Unavailable",
-        _ => "Unknown",
-    }
-}
-
 /// Answers `method target`.
 fn route(method: &str, target: &str, state: &AdminState) -> Reply {
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let path = target.split_once('?').map_or(target, |(path, _)| path);
     if method != "GET" && method != "HEAD" {
         return if path.starts_with("/api/") {
-            Reply::error(405, "method not allowed")
+            Reply::error(Status::MethodNotAllowed, "method not allowed")
         } else {
-            Reply::text(405, "method not allowed")
+            Reply::text(Status::MethodNotAllowed, "method not allowed")
         };
     }
     match path {
@@ -227,18 +217,18 @@ fn route(method: &str, target: &str, state: &AdminState) -> Reply {
             let mut body = String::new();
             metrics::render(&state.metrics, draining(state), &mut body);
             Reply {
-                status: 200,
+                status: Status::Ok,
                 content_type: "text/plain; version=0.0.4; charset=utf-8",
                 body,
             }
         }
-        "/healthz" => Reply::text(200, "ok"),
-        "/readyz" if draining(state) => Reply::text(503, "draining"),
-        "/readyz" => Reply::text(200, "ready"),
-        "/api/v1/stats" => stats(query, state),
-        "/api/v1/files" => file(query, state),
-        p if p.starts_with("/api/") => Reply::error(404, "not found"),
-        _ => Reply::text(404, "not found"),
+        "/healthz" => Reply::text(Status::Ok, "ok"),
+        "/readyz" if draining(state) => Reply::text(Status::ServiceUnavailable, "draining"),
+        "/readyz" => Reply::text(Status::Ok, "ready"),
+        "/api/v1/stats" => stats(target, state),
+        "/api/v1/files" => file(target, state),
+        p if p.starts_with("/api/") => Reply::error(Status::NotFound, "not found"),
+        _ => Reply::text(Status::NotFound, "not found"),
     }
 }
 
@@ -246,21 +236,19 @@ fn draining(state: &AdminState) -> bool {
     state.draining.load(Ordering::Acquire)
 }
 
-/// The raw (still percent-encoded) value of `key` in a query string.
-fn param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
-    query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| v)
+/// The raw (still percent-encoded) value of `key` in the query of `target`, as text; an
+/// empty or non-UTF-8 value counts as absent.
+fn param<'a>(target: &'a str, key: &str) -> Option<&'a str> {
+    let value = query::param(target.as_bytes(), key.as_bytes())?;
+    std::str::from_utf8(value).ok().filter(|v| !v.is_empty())
 }
 
 /// `/api/v1/stats`: totals, uptime, backend and the most downloaded files.
-fn stats(query: &str, state: &AdminState) -> Reply {
-    let top = match param(query, "top").map(str::parse::<usize>) {
+fn stats(target: &str, state: &AdminState) -> Reply {
+    let top = match param(target, "top").map(str::parse::<usize>) {
         None => DEFAULT_TOP,
         Some(Ok(n)) => n.min(MAX_TOP),
-        Some(Err(_)) => return Reply::error(400, "top must be a number"),
+        Some(Err(_)) => return Reply::error(Status::BadRequest, "top must be a number"),
     };
     let totals = metrics::totals(&state.metrics);
     let mut backends: Vec<&str> = state.metrics.iter().filter_map(|w| w.backend()).collect();
@@ -289,13 +277,13 @@ fn stats(query: &str, state: &AdminState) -> Reply {
 }
 
 /// `/api/v1/files?path=`: what the server would serve there, and its download count.
-fn file(query: &str, state: &AdminState) -> Reply {
-    let Some(target) = param(query, "path") else {
-        return Reply::error(400, "missing path parameter");
+fn file(target: &str, state: &AdminState) -> Reply {
+    let Some(target) = param(target, "path") else {
+        return Reply::error(Status::BadRequest, "missing path parameter");
     };
     let mut scratch = Vec::new();
     let Some(path) = metrics::path_key(target.as_bytes(), &mut scratch) else {
-        return Reply::error(400, "bad path");
+        return Reply::error(Status::BadRequest, "bad path");
     };
     let found = state
         .root
@@ -317,10 +305,10 @@ fn file(query: &str, state: &AdminState) -> Reply {
                 "downloads": downloads,
             }))
         }
-        Lookup::Forbidden => Reply::error(403, "forbidden"),
-        Lookup::BadRequest => Reply::error(400, "bad path"),
+        Lookup::Forbidden => Reply::error(Status::Forbidden, "forbidden"),
+        Lookup::BadRequest => Reply::error(Status::BadRequest, "bad path"),
         Lookup::Redirect | Lookup::Directory { .. } | Lookup::NotFound => {
-            Reply::error(404, "not found")
+            Reply::error(Status::NotFound, "not found")
         }
     }
 }
@@ -361,7 +349,7 @@ mod tests {
     fn get(f: &Fixture, target: &str) -> (u16, Value) {
         let reply = route("GET", target, &f.state);
         let body = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
-        (reply.status, body)
+        (reply.status.code(), body)
     }
 
     #[test]
@@ -372,8 +360,8 @@ mod tests {
             envelope(0, "ok", json!({ "a": 1 })),
             r#"{"code":0,"data":{"a":1},"msg":"ok"}"#
         );
-        let e = Reply::error(404, "not found");
-        assert_eq!(e.status, 404);
+        let e = Reply::error(Status::NotFound, "not found");
+        assert_eq!(e.status.code(), 404);
         let v: Value = serde_json::from_str(&e.body).unwrap();
         assert_eq!(v, json!({ "code": 404, "msg": "not found", "data": null }));
     }
@@ -382,15 +370,15 @@ mod tests {
     fn health_and_readiness() {
         let f = fixture();
         assert_eq!(route("GET", "/healthz", &f.state).body, "ok\n");
-        assert_eq!(route("GET", "/readyz", &f.state).status, 200);
+        assert_eq!(route("GET", "/readyz", &f.state).status.code(), 200);
         f.state.draining.store(true, Ordering::Release);
-        assert_eq!(route("GET", "/readyz", &f.state).status, 503);
-        assert_eq!(route("GET", "/healthz", &f.state).status, 200);
+        assert_eq!(route("GET", "/readyz", &f.state).status.code(), 503);
+        assert_eq!(route("GET", "/healthz", &f.state).status.code(), 200);
         let m = route("GET", "/metrics", &f.state);
         assert!(m.content_type.contains("version=0.0.4"));
         assert!(m.body.contains("ringserve_draining 1\n"), "{}", m.body);
-        assert_eq!(route("POST", "/metrics", &f.state).status, 405);
-        assert_eq!(route("GET", "/nope", &f.state).status, 404);
+        assert_eq!(route("POST", "/metrics", &f.state).status.code(), 405);
+        assert_eq!(route("GET", "/nope", &f.state).status.code(), 404);
     }
 
     #[test]
