@@ -218,3 +218,44 @@ fn take_update(b: &mut impl Backend, update: &Update, watch: &Watch) {
     );
     watch.confirm();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_pauses_end_in_order() {
+        let t0 = Instant::now();
+        let mut p = AcceptPause::default();
+        assert_eq!(p.next(), None);
+        p.pause(1, t0);
+        p.pause(0, t0 + Duration::from_millis(100));
+        assert!(p.is_paused(0) && p.is_paused(1) && !p.is_paused(2));
+        assert_eq!(p.next(), Some(t0 + AcceptPause::FOR));
+        assert!(p.take_due(t0 + Duration::from_millis(499)).is_empty());
+        assert_eq!(p.take_due(t0 + AcceptPause::FOR), [1]);
+        assert!(!p.is_paused(1) && p.is_paused(0));
+        assert_eq!(p.take_due(t0 + Duration::from_secs(1)), [0]);
+        assert_eq!(p.next(), None);
+    }
+
+    #[test]
+    fn only_running_out_of_resources_pauses_accepting() {
+        for errno in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
+            assert!(AcceptPause::is_exhaustion(errno), "{errno}");
+        }
+        for errno in [libc::ECONNABORTED, libc::EAGAIN, libc::EINTR, libc::EPERM] {
+            assert!(!AcceptPause::is_exhaustion(errno), "{errno}");
+        }
+    }
+
+    #[test]
+    fn earliest_of_two_instants() {
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(earliest(Some(t1), Some(t0)), Some(t0));
+        assert_eq!(earliest(None, Some(t1)), Some(t1));
+        assert_eq!(earliest(Some(t0), None), Some(t0));
+        assert_eq!(earliest(None, None), None);
+    }
+}
