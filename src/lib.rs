@@ -36,3 +36,4 @@ pub mod serve;
 pub mod server;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod tls;

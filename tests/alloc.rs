@@ -130,7 +130,7 @@ fn no_allocation_per_connection_after_warm_up() {
             .unwrap();
         let (server, _) = listener.accept().unwrap();
         server.set_nonblocking(true).unwrap();
-        let mut conn = Conn::new(OwnedFd::from(server), false, w).expect("admitted");
+        let mut conn = Conn::new(OwnedFd::from(server), false, false, w).expect("admitted");
         w.tick();
         assert_eq!(conn.on_input(request, w), Next::Close);
         conn.on_close(false, w);
@@ -223,7 +223,7 @@ fn warm_allocations_over(mut w: Worker, requests: &[&[u8]], body: u8) -> u64 {
         .unwrap();
     let (server, _) = listener.accept().unwrap();
     server.set_nonblocking(true).unwrap();
-    let mut conn = Conn::new(OwnedFd::from(server), false, &w).expect("admitted");
+    let mut conn = Conn::new(OwnedFd::from(server), false, false, &w).expect("admitted");
 
     let mut buf = [0u8; 4096];
     let mut serve_one = |conn: &mut Conn, w: &mut Worker, request: &[u8]| {

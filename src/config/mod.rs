@@ -26,7 +26,7 @@ mod tests;
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,6 +90,10 @@ pub struct Config {
     pub root: PathBuf,
     /// Listen addresses.
     pub listen: Vec<SocketAddr>,
+    /// HTTPS listen addresses.
+    pub tls_listen: Vec<SocketAddr>,
+    /// TLS settings with the certificates loaded, when certificates are given.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Number of worker threads.
     pub workers: usize,
     /// Requested backend.
@@ -134,7 +138,15 @@ pub struct Config {
 
 /// Options a running server cannot change, by flag name: its listening sockets, worker
 /// threads, backend, body path, admin listener and user are set up once, at start-up.
-pub const RESTART_ONLY: [&str; 6] = ["listen", "workers", "backend", "body", "admin", "user"];
+pub const RESTART_ONLY: [&str; 7] = [
+    "listen",
+    "tls-listen",
+    "workers",
+    "backend",
+    "body",
+    "admin",
+    "user",
+];
 
 impl Config {
     /// `new`, read for a reload of a server running with `self`, with the [`RESTART_ONLY`]
@@ -154,8 +166,9 @@ impl Config {
             }
         }
         let mut kept = Vec::new();
-        let [listen, workers, backend, body, admin, user] = RESTART_ONLY;
+        let [listen, tls_listen, workers, backend, body, admin, user] = RESTART_ONLY;
         keep(listen, &self.listen, &mut new.listen, &mut kept);
+        keep(tls_listen, &self.tls_listen, &mut new.tls_listen, &mut kept);
         keep(workers, &self.workers, &mut new.workers, &mut kept);
         keep(backend, &self.backend, &mut new.backend, &mut kept);
         keep(body, &self.body, &mut new.body, &mut kept);
@@ -195,7 +208,16 @@ impl Config {
             if let Some(clash) = opts.listen.iter().find(|l| overlaps(**l, admin)) {
                 return Err(format!("--admin {admin} overlaps --listen {clash}"));
             }
+            if let Some(clash) = opts.tls_listen.iter().find(|l| overlaps(**l, admin)) {
+                return Err(format!("--admin {admin} overlaps --tls-listen {clash}"));
+            }
         }
+        for tls in &opts.tls_listen {
+            if let Some(clash) = opts.listen.iter().find(|l| overlaps(**l, *tls)) {
+                return Err(format!("--tls-listen {tls} overlaps --listen {clash}"));
+            }
+        }
+        let tls = tls_settings(&opts)?;
         let policy = policy_settings(&opts, matches, workers.max(1))?;
         let mut precompressed: Vec<Coding> = Vec::new();
         for coding in opts.precompressed {
@@ -207,6 +229,8 @@ impl Config {
         Ok(Config {
             root: opts.root,
             listen: opts.listen,
+            tls_listen: opts.tls_listen,
+            tls,
             workers: workers.max(1),
             backend: opts.backend,
             dotfiles: opts.dotfiles,
@@ -313,6 +337,32 @@ fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
         && a.port() == b.port()
         && a.is_ipv4() == b.is_ipv4()
         && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+/// Loads the `--tls-cert`/`--tls-key` pairs, if any, into the server's TLS settings.
+fn tls_settings(opts: &Opts) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+    if opts.tls_cert.len() != opts.tls_key.len() {
+        return Err(format!(
+            "{} --tls-cert for {} --tls-key: give them in pairs",
+            opts.tls_cert.len(),
+            opts.tls_key.len()
+        ));
+    }
+    if opts.tls_cert.is_empty() {
+        return match opts.tls_listen.first() {
+            Some(addr) => Err(format!(
+                "--tls-listen {addr} needs --tls-cert and --tls-key"
+            )),
+            None => Ok(None),
+        };
+    }
+    let pairs: Vec<(&Path, &Path)> = opts
+        .tls_cert
+        .iter()
+        .zip(&opts.tls_key)
+        .map(|(c, k)| (c.as_path(), k.as_path()))
+        .collect();
+    crate::tls::server_config(&pairs).map(Some)
 }
 
 /// Parses `250ms`, `10s`, `2m` or a plain number of seconds.

@@ -84,6 +84,16 @@ pub(super) struct Opts {
     /// Address to listen on (repeatable; IPv4 or IPv6, port 0 picks a free port).
     #[arg(long = "listen", default_value = "0.0.0.0:8080")]
     pub(super) listen: Vec<SocketAddr>,
+    /// Address to serve HTTPS on (repeatable; needs --tls-cert and --tls-key).
+    #[arg(long = "tls-listen")]
+    pub(super) tls_listen: Vec<SocketAddr>,
+    /// PEM certificate chain for HTTPS (repeatable, paired in order with --tls-key; the first
+    /// is the default, the others are chosen by the client's SNI name).
+    #[arg(long = "tls-cert")]
+    pub(super) tls_cert: Vec<PathBuf>,
+    /// PEM private key of the --tls-cert at the same position (RSA, ECDSA or Ed25519).
+    #[arg(long = "tls-key")]
+    pub(super) tls_key: Vec<PathBuf>,
     /// Worker threads, one ring (or epoll set) and listener each [default: online CPUs].
     #[arg(long)]
     pub(super) workers: Option<usize>,

@@ -31,6 +31,7 @@ use crate::http::{Method, Request, Status};
 use crate::metrics::{Reject, TopFiles, WorkerHandle};
 use crate::policy::{Admission, ConnPermit, Grant, Policy, Refusal};
 use crate::serve::{Handler, Response, Scratch};
+use crate::tls::Tls;
 
 use super::out_pool::{Out, OutPool};
 use super::pipes::{Pipe, PipePool};
@@ -86,6 +87,10 @@ pub struct Worker {
     pub(super) pipes: PipePool,
     /// Prebuilt copies of hot small responses.
     pub(super) prebuilt: Prebuilt,
+    /// Plaintext an HTTPS connection's input carried, handed to its session (reused).
+    tls_plain: Vec<u8>,
+    /// File bytes on their way to being encrypted (reused; sized on first use).
+    pub(super) tls_buf: Vec<u8>,
     out_pool: OutPool,
 }
 
@@ -117,6 +122,8 @@ impl Worker {
             pipes,
             prebuilt,
             out_pool: OutPool::default(),
+            tls_plain: Vec::new(),
+            tls_buf: Vec::new(),
         }
     }
 
@@ -174,6 +181,8 @@ pub struct Conn {
     pipe: Option<Pipe>,
     /// Whether the last response's tail is held back for the FIN (see [`Conn::on_close`]).
     tail: Tail,
+    /// The TLS state of an HTTPS connection, between the socket and the session.
+    tls: Option<Box<Tls>>,
     /// The session's deadline, kept in sync with the worker's timer queue.
     pub deadline: Deadline,
 }
@@ -181,8 +190,14 @@ pub struct Conn {
 impl Conn {
     /// Wraps a freshly accepted non-blocking socket, or refuses it (`None`: the socket is
     /// closed) when an access rule denies its address. `want_peer` looks up the client address
-    /// (one syscall), which the access log and the per-client policies need.
-    pub fn new(sock: OwnedFd, want_peer: bool, w: &Worker) -> Option<Conn> {
+    /// (one syscall), which the access log and the per-client policies need; `tls`: it came
+    /// from an HTTPS listener.
+    pub fn new(sock: OwnedFd, want_peer: bool, tls: bool, w: &Worker) -> Option<Conn> {
+        let tls = match (tls, &w.config.tls) {
+            (false, _) => None,
+            (true, Some(config)) => Some(Box::new(Tls::new(config).ok()?)),
+            (true, None) => return None,
+        };
         let peer = if want_peer {
             peer_ip(&sock)
         } else {
@@ -211,6 +226,7 @@ impl Conn {
             permit,
             pipe: None,
             tail: Tail::Sent,
+            tls,
             deadline,
         })
     }
@@ -246,14 +262,34 @@ impl Conn {
         }
     }
 
-    /// Bytes `data` were received.
+    /// Bytes `data` were received (ciphertext on an HTTPS connection).
     pub fn on_input(&mut self, data: &[u8], w: &mut Worker) -> Next {
-        self.drive(w, |s, cx, host| s.on_input(data, cx, host))
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return self.drive(w, |s, cx, host| s.on_input(data, cx, host));
+        };
+        let mut plain = std::mem::take(&mut w.tls_plain);
+        plain.clear();
+        let next = match tls.receive(data, &mut plain) {
+            // The alert rustls queued goes out with the close.
+            Err(_) => Next::Close,
+            Ok(()) if plain.is_empty() => self.waiting(),
+            Ok(()) => self.drive(w, |s, cx, host| s.on_input(&plain, cx, host)),
+        };
+        w.tls_plain = plain;
+        self.send_records(next)
     }
 
     /// The socket became writable again after [`Next::Write`].
     pub fn on_writable(&mut self, w: &mut Worker) -> Next {
-        self.drive(w, |s, cx, host| s.on_writable(cx, host))
+        if let Some(tls) = self.tls.as_deref_mut() {
+            match super::tls::write_records(tls, self.sock.as_fd()) {
+                Ok(true) => {}
+                Ok(false) => return Next::Write,
+                Err(_) => return Next::Close,
+            }
+        }
+        let next = self.drive(w, |s, cx, host| s.on_writable(cx, host));
+        self.send_records(next)
     }
 
     /// The connection's deadline passed: a paced response goes on; anything else timed out.
@@ -262,7 +298,34 @@ impl Conn {
         if next == Next::Reset {
             w.metrics.rejected(Reject::Timeout);
         }
-        next
+        self.send_records(next)
+    }
+
+    /// What the session waits for when nothing new happened.
+    fn waiting(&self) -> Next {
+        match self.session.waiting_for() {
+            Action::Write => Next::Write,
+            Action::Sleep => Next::Sleep,
+            _ => Next::Read,
+        }
+    }
+
+    /// On an HTTPS connection, writes the records the TLS state holds (handshake messages,
+    /// alerts) after an event; a connection that has more to write than the socket takes
+    /// waits for writability.
+    fn send_records(&mut self, next: Next) -> Next {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return next;
+        };
+        if matches!(next, Next::Close | Next::Reset) {
+            // Best effort: the close follows whatever happens.
+            return next;
+        }
+        match super::tls::write_records(tls, self.sock.as_fd()) {
+            Ok(true) => next,
+            Ok(false) => Next::Write,
+            Err(_) => Next::Close,
+        }
     }
 
     /// The server started draining: an idle connection closes now, a busy one after its
@@ -292,6 +355,7 @@ impl Conn {
             out: &mut self.out,
             pipe: &mut self.pipe,
             tail: &mut self.tail,
+            tls: self.tls.as_deref_mut(),
             w,
         };
         let action = event(&mut self.session, &cx, &mut host);
@@ -306,6 +370,7 @@ impl Conn {
                 // Before the FIN: once the client sees the close, the connection no longer
                 // counts.
                 self.permit = None;
+                self.close_tls();
                 let shut = socket2::SockRef::from(&self.sock).shutdown(std::net::Shutdown::Write);
                 if shut.is_ok() {
                     Next::Read
@@ -333,11 +398,25 @@ impl Conn {
         }
         // Before the FIN: once the client sees the close, the connection no longer counts.
         self.permit = None;
+        if !reset {
+            self.close_tls();
+        }
         self.tail != Tail::Sent
             && !reset
             && socket2::SockRef::from(&self.sock)
                 .shutdown(std::net::Shutdown::Both)
                 .is_ok()
+    }
+}
+
+impl Conn {
+    /// Ends an HTTPS connection's TLS stream with `close_notify`, written if the socket takes
+    /// it at once (the close does not wait for it).
+    fn close_tls(&mut self) {
+        if let Some(tls) = self.tls.as_deref_mut() {
+            tls.close();
+            let _ = super::tls::write_records(tls, self.sock.as_fd());
+        }
     }
 }
 
@@ -351,6 +430,8 @@ struct Exchange<'a> {
     out: &'a mut Option<Box<Out>>,
     pipe: &'a mut Option<Pipe>,
     tail: &'a mut Tail,
+    /// The TLS state of an HTTPS connection: responses are encrypted through it.
+    tls: Option<&'a mut Tls>,
     w: &'a mut Worker,
 }
 
@@ -434,10 +515,16 @@ impl Host for Exchange<'_> {
         let Some(out) = self.out.as_deref_mut() else {
             return Flush::Done;
         };
-        if hold_tail && *self.tail == Tail::Sent {
-            *self.tail = Tail::More;
-        }
-        match send(out, self.sock, self.pipe, self.tail, self.w) {
+        let sent = match self.tls.as_deref_mut() {
+            Some(tls) => super::tls::send(out, self.sock, tls, self.w),
+            None => {
+                if hold_tail && *self.tail == Tail::Sent {
+                    *self.tail = Tail::More;
+                }
+                send(out, self.sock, self.pipe, self.tail, self.w)
+            }
+        };
+        match sent {
             Ok(Progress::Done) => {}
             Ok(Progress::Blocked) => return Flush::Blocked,
             Ok(Progress::Paced(until)) => return Flush::Paced(until),

@@ -188,7 +188,8 @@ impl Epoll {
                 }
                 Err(_) => return,
             };
-            let Some(conn) = Conn::new(sock, self.r.want_peer, &self.r.w) else {
+            let tls = self.r.is_tls(i);
+            let Some(conn) = Conn::new(sock, self.r.want_peer, tls, &self.r.w) else {
                 continue;
             };
             let key = self.r.conns.insert(conn, ());

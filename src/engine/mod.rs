@@ -20,6 +20,7 @@ mod reactor;
 pub mod reload;
 mod send;
 pub mod timer;
+mod tls;
 #[allow(unsafe_code)] // the ring boundary: submissions that lend the kernel memory
 mod uring;
 
@@ -58,8 +59,10 @@ impl Shutdown {
 
 /// Everything a worker thread starts with.
 pub struct WorkerSetup {
-    /// The worker's listening sockets (non-blocking).
+    /// The worker's listening sockets (non-blocking): plain HTTP, then HTTPS.
     pub listeners: Vec<OwnedFd>,
+    /// Index of the first HTTPS listener in `listeners`.
+    pub tls_from: usize,
     /// The eventfd other threads wake it with.
     pub wake: OwnedFd,
     /// Its per-worker state.

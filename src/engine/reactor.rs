@@ -18,8 +18,10 @@ pub struct Reactor<E> {
     pub w: Worker,
     /// Its connections, their backend bookkeeping and their timers.
     pub conns: Conns<E>,
-    /// Its listening sockets.
+    /// Its listening sockets: plain HTTP, then HTTPS.
     pub listeners: Vec<OwnedFd>,
+    /// Index of the first HTTPS listener.
+    pub tls_from: usize,
     /// The eventfd other threads wake it with.
     pub wake: OwnedFd,
     /// Listeners resting after descriptor exhaustion.
@@ -38,12 +40,18 @@ impl<E> Reactor<E> {
             w: setup.worker,
             conns: Conns::default(),
             listeners: setup.listeners,
+            tls_from: setup.tls_from,
             wake: setup.wake,
             paused: AcceptPause::default(),
             max_conns: setup.max_conns,
             want_peer: setup.want_peer,
         };
         (r, setup.shutdown, setup.reload)
+    }
+
+    /// Whether connections accepted on listener `i` speak TLS.
+    pub fn is_tls(&self, i: usize) -> bool {
+        i >= self.tls_from
     }
 
     /// Whether the worker holds as many connections as it may.

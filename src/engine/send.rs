@@ -163,7 +163,7 @@ fn start_prebuilt(out: &Out, slot: &mut Option<Pipe>, w: &mut Worker) {
 
 /// Moves the cursor of `out` past `n` bytes handed to the kernel, counting them in the
 /// metrics (file bytes as `file_kind`, the rest as memory) and against the pacing.
-fn advance(out: &mut Out, mut n: u64, file_kind: BodyKind, w: &Worker) {
+pub fn advance(out: &mut Out, mut n: u64, file_kind: BodyKind, w: &Worker) {
     if let Some(pacing) = &mut out.pacing {
         pacing.sent(n);
     }

@@ -140,8 +140,9 @@ struct Uring {
     /// Each listener's accept.
     accepts: Vec<Accept>,
     /// Connections accepted in the moment the worker reached its cap, before the cancel of
-    /// its accepts took effect; admitted in order as others close.
-    overflow: VecDeque<OwnedFd>,
+    /// its accepts took effect, each with whether it came from an HTTPS listener; admitted
+    /// in order as others close.
+    overflow: VecDeque<(OwnedFd, bool)>,
     cqes: Vec<(u64, i32, u32)>,
     rearm: Vec<TimerKey>,
     /// Where a just-accepted connection's first bytes are read (see [`Uring::admit`]).
@@ -318,10 +319,10 @@ impl Uring {
     /// Admits connections held back while the worker was full, as room allows.
     fn admit_overflow(&mut self) {
         while !self.r.full() {
-            let Some(sock) = self.overflow.pop_front() else {
+            let Some((sock, tls)) = self.overflow.pop_front() else {
                 break;
             };
-            self.admit(sock);
+            self.admit(sock, tls);
         }
         self.sync_accepts();
     }
@@ -332,8 +333,8 @@ impl Uring {
     /// completes the request has usually arrived: it is read at once with `recv(2)` and
     /// answered in the same loop turn. The multishot receive is armed afterwards for what
     /// follows, or not at all when that answer closes the connection (`Connection: close`).
-    fn admit(&mut self, sock: OwnedFd) {
-        let Some(conn) = Conn::new(sock, self.r.want_peer, &self.r.w) else {
+    fn admit(&mut self, sock: OwnedFd, tls: bool) {
+        let Some(conn) = Conn::new(sock, self.r.want_peer, tls, &self.r.w) else {
             return;
         };
         let key = self.r.conns.insert(conn, Io::default());
@@ -430,10 +431,11 @@ impl Uring {
         if res >= 0 {
             // SAFETY: a successful accept completion carries a new descriptor that we now own.
             let sock = unsafe { OwnedFd::from_raw_fd(res) };
+            let tls = self.r.is_tls(listener);
             if self.r.full() {
-                self.overflow.push_back(sock);
+                self.overflow.push_back((sock, tls));
             } else {
-                self.admit(sock);
+                self.admit(sock, tls);
             }
         }
         self.sync_accepts();

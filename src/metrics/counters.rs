@@ -47,14 +47,17 @@ pub enum BodyKind {
     Splice,
     /// File bytes of a prebuilt response, copied with `tee(2)` and spliced out.
     Tee,
+    /// File bytes read into user space and encrypted (HTTPS without kTLS).
+    Tls,
 }
 
 impl BodyKind {
-    pub(super) const ALL: [BodyKind; 4] = [
+    pub(super) const ALL: [BodyKind; 5] = [
         BodyKind::Memory,
         BodyKind::Sendfile,
         BodyKind::Splice,
         BodyKind::Tee,
+        BodyKind::Tls,
     ];
 
     pub(super) fn label(self) -> &'static str {
@@ -63,6 +66,7 @@ impl BodyKind {
             BodyKind::Sendfile => "sendfile",
             BodyKind::Splice => "splice",
             BodyKind::Tee => "tee",
+            BodyKind::Tls => "tls",
         }
     }
 }

@@ -6,15 +6,16 @@ use std::os::fd::OwnedFd;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::config::Config;
-
-/// Binds every listen address once per worker, all with `SO_REUSEPORT`. The first socket of
-/// an address with port 0 picks the port; the others bind to that same port. Returns the
-/// listeners grouped per worker, and the addresses actually bound.
-pub fn bind_all(config: &Config) -> io::Result<(Vec<Vec<OwnedFd>>, Vec<SocketAddr>)> {
-    let mut per_worker: Vec<Vec<OwnedFd>> = (0..config.workers).map(|_| Vec::new()).collect();
+/// Binds every address of `addrs` once per worker (of `workers`), all with `SO_REUSEPORT`.
+/// The first socket of an address with port 0 picks the port; the others bind to that same
+/// port. Returns the listeners grouped per worker, and the addresses actually bound.
+pub fn bind_all(
+    addrs: &[SocketAddr],
+    workers: usize,
+) -> io::Result<(Vec<Vec<OwnedFd>>, Vec<SocketAddr>)> {
+    let mut per_worker: Vec<Vec<OwnedFd>> = (0..workers).map(|_| Vec::new()).collect();
     let mut bound = Vec::new();
-    for &wanted in &config.listen {
+    for &wanted in addrs {
         let mut addr = wanted;
         for listeners in per_worker.iter_mut() {
             let sock = listen(addr)

@@ -55,8 +55,10 @@ pub fn run(config: Config, sources: Sources) -> io::Result<()> {
             );
             activation::share(sockets, config.workers)?
         }
-        None => bind::bind_all(&config)?,
+        None => bind::bind_all(&config.listen, config.workers)?,
     };
+    // HTTPS listeners are bound here even under socket activation.
+    let (tls_listeners, tls_bound) = bind::bind_all(&config.tls_listen, config.workers)?;
 
     let shutdown = Shutdown::default();
     let reopen = Reopen::default();
@@ -65,11 +67,14 @@ pub fn run(config: Config, sources: Sources) -> io::Result<()> {
     let reloads = Arc::new(Reloads::default());
     let mut wakes = Vec::new();
     let mut setups = Vec::new();
-    for (i, listeners) in listeners.into_iter().enumerate() {
+    for (i, (mut listeners, tls)) in listeners.into_iter().zip(tls_listeners).enumerate() {
         let wake = sys::eventfd()?;
         wakes.push(wake.try_clone()?);
+        let tls_from = listeners.len();
+        listeners.extend(tls);
         setups.push(WorkerSetup {
             listeners,
+            tls_from,
             wake,
             worker: Worker::new(
                 Handler::new(
@@ -133,6 +138,9 @@ pub fn run(config: Config, sources: Sources) -> io::Result<()> {
     }
     for addr in &bound {
         eprintln!("ringserve: listening on {addr}");
+    }
+    for addr in &tls_bound {
+        eprintln!("ringserve: listening for https on {addr}");
     }
     if let Some((listener, state)) = admin {
         admin::serve(listener, state)?;

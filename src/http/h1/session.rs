@@ -171,6 +171,17 @@ impl Session {
         self.phase == Phase::Lingering
     }
 
+    /// What the session waits for when nothing new happened: the socket or its rate while a
+    /// response is under way, input otherwise (for a transport that received bytes carrying
+    /// no request data, such as a TLS handshake).
+    pub fn waiting_for(&self) -> Action {
+        if self.busy() {
+            self.waiting()
+        } else {
+            Action::Read
+        }
+    }
+
     /// Bytes `data` were received: answers the requests they complete.
     pub fn on_input(&mut self, data: &[u8], cx: &Cx<'_>, host: &mut impl Host) -> Action {
         if self.lingering() {

@@ -1,0 +1,93 @@
+//! The transport of an HTTPS connection: records written to the socket with non-blocking
+//! sends, and a response's bytes encrypted on their way out, file bytes read a few records at
+//! a time (`pread`), so a transfer holds at most [`CHUNK`] of plaintext in user space.
+
+use std::io::{self, Write};
+use std::os::fd::BorrowedFd;
+use std::os::unix::fs::FileExt;
+
+use crate::http::Chunk;
+use crate::metrics::BodyKind;
+use crate::policy::Allowance;
+use crate::sys;
+use crate::tls::{Tls, CHUNK};
+
+use super::conn::Worker;
+use super::out_pool::Out;
+use super::send::{advance, Progress};
+
+/// The socket as rustls writes records to it: non-blocking sends.
+struct Socket<'a>(BorrowedFd<'a>);
+
+impl Write for Socket<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        sys::send(self.0, buf, false)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes the records `tls` holds to `sock`: `Ok(true)` when all are out, `Ok(false)` when
+/// the socket is full.
+pub fn write_records(tls: &mut Tls, sock: BorrowedFd<'_>) -> io::Result<bool> {
+    loop {
+        match tls.write_records(&mut Socket(sock)) {
+            Ok(()) => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Sends the chunks of `out` from its cursor on through `tls`: each piece encrypted once the
+/// records before it are written, file chunks read with `pread` into the worker's buffer and
+/// sized by the response's pacing.
+pub fn send(
+    out: &mut Out,
+    sock: BorrowedFd<'_>,
+    tls: &mut Tls,
+    w: &mut Worker,
+) -> io::Result<Progress> {
+    loop {
+        if !write_records(tls, sock)? {
+            return Ok(Progress::Blocked);
+        }
+        let Some(&chunk) = out.chunks.get(out.cursor.0) else {
+            return Ok(Progress::Done);
+        };
+        let done = out.cursor.1;
+        let (taken, kind) = match chunk {
+            Chunk::Mem { start, end } => {
+                let piece = &out.bytes[start + done as usize..end];
+                (
+                    tls.encrypt(&piece[..piece.len().min(CHUNK)]),
+                    BodyKind::Memory,
+                )
+            }
+            Chunk::File { offset, len } => {
+                let mut want = (len - done).min(CHUNK as u64);
+                if let Some(pacing) = &mut out.pacing {
+                    match pacing.allowance(w.now, want) {
+                        Allowance::Send(n) => want = n,
+                        Allowance::Wait(until) => return Ok(Progress::Paced(until)),
+                    }
+                }
+                let file = out.file.as_ref().ok_or(io::ErrorKind::InvalidInput)?;
+                let buf = &mut w.tls_buf;
+                buf.resize(CHUNK, 0);
+                let got = file.read_at(&mut buf[..want as usize], offset + done)?;
+                if got == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                (tls.encrypt(&buf[..got]), BodyKind::Tls)
+            }
+        };
+        if taken == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        advance(out, taken as u64, kind, w);
+    }
+}
