@@ -11,8 +11,48 @@ use super::*;
 /// One client connection with its own receive buffer, so pipelined responses can be read one
 /// after another. Every read and write times out after [`IO_TIMEOUT`].
 pub struct Conn {
-    stream: TcpStream,
+    stream: Wire,
     buf: Vec<u8>,
+}
+
+/// What a [`Conn`] speaks over: TCP, or TLS (rustls) over TCP.
+enum Wire {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Wire {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Wire::Plain(s) => s,
+            Wire::Tls(s) => &s.sock,
+        }
+    }
+}
+
+impl Read for Wire {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Wire::Plain(s) => s.read(buf),
+            Wire::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Wire {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Wire::Plain(s) => s.write(buf),
+            Wire::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Wire::Plain(s) => s.flush(),
+            Wire::Tls(s) => s.flush(),
+        }
+    }
 }
 
 impl Conn {
@@ -29,7 +69,32 @@ impl Conn {
         stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_nodelay(true).unwrap();
         Conn {
-            stream,
+            stream: Wire::Plain(stream),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Connects to `addr` over TLS with `config`, asking for (and checking) the certificate
+    /// of `name`; the handshake completes before this returns.
+    pub fn connect_tls(
+        addr: SocketAddr,
+        name: &str,
+        config: &std::sync::Arc<rustls::ClientConfig>,
+    ) -> Conn {
+        let Wire::Plain(tcp) = Conn::connect(addr).stream else {
+            unreachable!("a new connection is plain")
+        };
+        let server = rustls::pki_types::ServerName::try_from(name.to_string()).expect("name");
+        let conn = rustls::ClientConnection::new(std::sync::Arc::clone(config), server)
+            .expect("client connection");
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        while tls.conn.is_handshaking() {
+            tls.conn
+                .complete_io(&mut tls.sock)
+                .unwrap_or_else(|e| panic!("TLS handshake with {addr} as {name}: {e}"));
+        }
+        Conn {
+            stream: Wire::Tls(Box::new(tls)),
             buf: Vec::new(),
         }
     }
@@ -48,7 +113,7 @@ impl Conn {
 
     /// The underlying socket (for socket options and polling).
     pub fn stream(&self) -> &TcpStream {
-        &self.stream
+        self.stream.tcp()
     }
 
     /// Bytes received but not consumed yet.
@@ -204,7 +269,7 @@ impl Conn {
     /// Segments this socket has received so far, as `(all, carrying data)`, from the kernel's
     /// TCP_INFO as shown by `ss(8)` (iproute2).
     fn segments_in(&self) -> (u64, u64) {
-        let port = self.stream.local_addr().unwrap().port();
+        let port = self.stream.tcp().local_addr().unwrap().port();
         let out = Command::new("ss")
             .args(["-tinH", "state", "all", &format!("sport = :{port}")])
             .output()
@@ -221,7 +286,7 @@ impl Conn {
     /// Writes `bytes` from another thread, then shuts the write side down, so a test can
     /// read while the client is still sending. The thread returns how the writing went.
     pub fn send_in_background(&self, bytes: Vec<u8>) -> thread::JoinHandle<io::Result<()>> {
-        let mut stream = self.stream.try_clone().expect("clone the stream");
+        let mut stream = self.stream.tcp().try_clone().expect("clone the stream");
         thread::spawn(move || {
             stream.write_all(&bytes)?;
             stream.shutdown(std::net::Shutdown::Write)

@@ -1,0 +1,401 @@
+//! HTTPS on both backends: exact bytes, keep-alive, pipelining, ranges, SNI, refused old
+//! protocols, bad input and silent clients, with certificates made for each test by
+//! openssl(1) and checked by a rustls client, curl and `openssl s_client`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+use common::*;
+
+backend_tests!(
+    files_byte_exact,
+    keep_alive_and_pipelining,
+    ranges_and_multipart,
+    conditional_requests,
+    sni_chooses_the_certificate,
+    curl_gets_exact_bytes,
+    old_protocols_and_weak_suites_refused,
+    garbage_is_refused_with_an_alert,
+    a_silent_client_is_cut_off,
+    plain_and_https_side_by_side,
+    reload_swaps_the_certificate_mid_download,
+);
+
+/// A test CA and two server certificates it signed, for `localhost` and `other.test`.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let pki = Pki {
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        pki.openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=ringserve test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        for name in ["localhost", "other.test"] {
+            pki.leaf(name);
+        }
+        pki
+    }
+
+    /// Makes `NAME.pem` (signed by the CA, for DNS name `name`) and `NAME.key`.
+    fn leaf(&self, name: &str) {
+        self.leaf_as(name, name);
+    }
+
+    /// Makes `NAME.pem` and `NAME.key` as [`Pki::leaf`] does, with subject `CN=cn`.
+    fn leaf_as(&self, name: &str, cn: &str) {
+        let ext = self.path(&format!("{name}.ext"));
+        std::fs::write(
+            &ext,
+            format!("subjectAltName=DNS:{name}\nextendedKeyUsage=serverAuth\n"),
+        )
+        .expect("write ext");
+        let (key, csr, pem) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        self.openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            &format!("/CN={cn}"),
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+        ]);
+        self.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{name}.ext"),
+            "-out",
+            &pem,
+        ]);
+    }
+
+    fn openssl(&self, args: &[&str]) {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run openssl");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// The server flags for both certificates (`localhost` first, so the default).
+    fn flags(&self) -> Vec<String> {
+        let mut flags = vec!["--tls-listen".to_string(), "127.0.0.1:0".to_string()];
+        for name in ["localhost", "other.test"] {
+            flags.push("--tls-cert".into());
+            flags.push(self.path(&format!("{name}.pem")).display().to_string());
+            flags.push("--tls-key".into());
+            flags.push(self.path(&format!("{name}.key")).display().to_string());
+        }
+        flags
+    }
+
+    /// A rustls client trusting only the test CA.
+    fn client(&self) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        let ca = std::fs::read(self.path("ca.pem")).expect("read ca.pem");
+        use rustls::pki_types::pem::PemObject;
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
+            roots.add(cert.expect("CA PEM")).expect("add CA");
+        }
+        #[allow(deprecated)] // the server's provider (see src/tls/certs.rs)
+        let provider = rustls::crypto::ring::default_provider();
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Arc::new(config)
+    }
+}
+
+/// A server on `root` with HTTPS on an ephemeral port, and that port's address.
+fn start(
+    backend: Backend,
+    root: &Path,
+    pki: &Pki,
+    extra: &[&str],
+) -> (Server, std::net::SocketAddr) {
+    let flags = pki.flags();
+    let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    args.extend_from_slice(extra);
+    let server = Server::start(backend, root, &args);
+    let addr = server.wait_line("ringserve: listening for https on ");
+    let addr = addr.trim().parse().expect("https address");
+    (server, addr)
+}
+
+fn files_byte_exact(backend: Backend) {
+    let (corpus, pki) = (Corpus::new(), Pki::new());
+    let (_server, addr) = start(backend, corpus.root(), &pki, &[]);
+    let mut conn = Conn::connect_tls(addr, "localhost", &pki.client());
+    for name in [EMPTY, ONE, PAGE, MIB, CSS, PNG] {
+        let resp = conn.roundtrip(&get(&format!("/{name}")));
+        assert_eq!(resp.status, 200, "{name}: {resp:?}");
+        assert!(resp.body == corpus.read(name), "{name}: body differs");
+    }
+    let head = conn.roundtrip(&req("HEAD", &format!("/{MIB}"), &[]));
+    assert_eq!(head.content_length(), Some(corpus.read(MIB).len() as u64));
+    assert!(head.body.is_empty());
+}
+
+fn keep_alive_and_pipelining(backend: Backend) {
+    let (corpus, pki) = (Corpus::new(), Pki::new());
+    let (_server, addr) = start(backend, corpus.root(), &pki, &[]);
+    let mut conn = Conn::connect_tls(addr, "localhost", &pki.client());
+    let names = [ONE, PAGE, MIB, ONE, EMPTY];
+    let batch: String = names.iter().map(|n| get(&format!("/{n}"))).collect();
+    conn.send(batch);
+    for name in names {
+        let resp = conn.read_response(false);
+        assert_eq!(resp.status, 200, "{name}");
+        assert!(resp.body == corpus.read(name), "{name}: body differs");
+        assert!(!resp.closes(), "{name}: kept alive");
+    }
+    let last = conn.roundtrip(&req("GET", &format!("/{ONE}"), &["Connection: close"]));
+    assert!(last.closes());
+    assert!(last.body == corpus.read(ONE));
+    assert!(
+        conn.read_until_eof().is_empty(),
+        "closed after the last response"
+    );
+}
+
+fn ranges_and_multipart(backend: Backend) {
+    let (corpus, pki) = (Corpus::new(), Pki::new());
+    let (_server, addr) = start(backend, corpus.root(), &pki, &[]);
+    let file = corpus.read(MIB);
+    let mut conn = Conn::connect_tls(addr, "localhost", &pki.client());
+    let one = conn.roundtrip(&req(
+        "GET",
+        &format!("/{MIB}"),
+        &["Range: bytes=1000-70999"],
+    ));
+    assert_eq!(one.status, 206);
+    assert!(one.body == file[1000..71000]);
+    let many = conn.roundtrip(&req(
+        "GET",
+        &format!("/{MIB}"),
+        &["Range: bytes=0-9,500000-"],
+    ));
+    assert_eq!(many.status, 206);
+    let parts = parse_multipart(&many);
+    assert_eq!(parts.len(), 2);
+    assert!(parts[0].data == file[..10]);
+    assert!(parts[1].data == file[500000..]);
+}
+
+fn conditional_requests(backend: Backend) {
+    let (corpus, pki) = (Corpus::new(), Pki::new());
+    let (_server, addr) = start(backend, corpus.root(), &pki, &[]);
+    let mut conn = Conn::connect_tls(addr, "localhost", &pki.client());
+    let first = conn.roundtrip(&get(&format!("/{PAGE}")));
+    let etag = first.expect_header("ETag").to_string();
+    let again = conn.roundtrip(&req(
+        "GET",
+        &format!("/{PAGE}"),
+        &[&format!("If-None-Match: {etag}")],
+    ));
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+}
+
+/// The subject `openssl s_client` sees when connecting to `addr` with SNI `name` (none for
+/// `None`).
+fn served_subject(addr: std::net::SocketAddr, name: Option<&str>) -> String {
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_client", "-connect", &addr.to_string()]);
+    match name {
+        Some(name) => cmd.args(["-servername", name]),
+        None => cmd.arg("-noservername"),
+    };
+    let out = run_with_no_input(cmd);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix("subject="))
+        .unwrap_or_else(|| panic!("no subject in s_client output: {text}"))
+        .to_string()
+}
+
+fn run_with_no_input(mut cmd: Command) -> Output {
+    cmd.stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {cmd:?}: {e}"))
+}
+
+fn sni_chooses_the_certificate(backend: Backend) {
+    let (corpus, pki) = (Corpus::new(), Pki::new());
+    let (_server, addr) = start(backend, corpus.root(), &pki, &[]);
+    // A rustls client checks the certificate against the name it asked for.
+    for name in ["localhost", "other.test"] {
+        let mut conn = Conn::connect_tls(addr, name, &pki.client());
+        assert_eq!(
+            conn.roundtrip(&get(&format!("/{ONE}"))).status,
+            200,
+            "{name}"
+        );
+    }
+    assert!(served_subject(addr, Some("other.test")).contains("other.test"));
+    assert!(served_subject(addr, Some("localhost")).contains("localhost"));
+    // No SNI, or a name no certificate has: the first certificate.
+    assert!(served_subject(addr, None).contains("localhost"));
+    assert!(served_subject(addr, Some("unknown.test")).contains("localhost"));
+}
+
+fn curl_gets_exact_bytes(backend: Backend) {
+    let (corpus, pki) = (Corpus::new(), Pki::new());
+    let (_server, addr) = start(backend, corpus.root(), &pki, &[]);
+    let out_file = pki.path("big.out");
+    let url = format!("https://localhost:{}/{BIG}", addr.port());
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--fail", "--http1.1", "--cacert"])
+        .arg(pki.path("ca.pem"))
+        .args(["--resolve", &format!("localhost:{}:127.0.0.1", addr.port())])
+        .arg("-o")
+        .arg(&out_file)
+        .arg(&url);
+    let out = run_with_no_input(cmd);
+    assert!(out.status.success(), "curl: {out:?}");
+    let got = std::fs::read(&out_file).expect("read curl output");
+    assert_eq!(got.len() as u64, BIG_LEN);
+    assert!(got == corpus.read(BIG), "curl got other bytes");
+}
+
+/// Whether `openssl s_client` with `args` completes a handshake with `addr`.
+fn handshake(addr: std::net::SocketAddr, args: &[&str]) -> bool {
+    let mut cmd = Command::new("openssl");
+    cmd.args([
+        "s_client",
+        "-connect",
+        &addr.to_string(),
+        "-servername",
+        "localhost",
+    ])
+    .args(args);
+    let out = run_with_no_input(cmd);
+    let text = String::from_utf8_lossy(&out.stdout);
+    out.status.success() && !text.contains("Cipher is (NONE)")
+}
+
+fn old_protocols_and_weak_suites_refused(backend: Backend) {
+    let (corpus, pki) = (Corpus::new(), Pki::new());
+    let (_server, addr) = start(backend, corpus.root(), &pki, &[]);
+    // Without the cipher option Debian's OpenSSL would refuse TLS 1.1 itself.
+    let weak = ["-cipher", "DEFAULT@SECLEVEL=0"];
+    assert!(
+        !handshake(addr, &[&["-tls1_1"][..], &weak].concat()),
+        "TLS 1.1"
+    );
+    assert!(
+        !handshake(addr, &[&["-tls1"][..], &weak].concat()),
+        "TLS 1.0"
+    );
+    let cbc = ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0"];
+    assert!(!handshake(addr, &cbc), "a CBC suite");
+    assert!(handshake(addr, &["-tls1_2"]), "TLS 1.2 with an AEAD suite");
+    assert!(handshake(addr, &["-tls1_3"]), "TLS 1.3");
+}
+
+fn garbage_is_refused_with_an_alert(backend: Backend) {
+    let (corpus, pki) = (Corpus::new(), Pki::new());
+    let (_server, addr) = start(backend, corpus.root(), &pki, &[]);
+    let mut conn = Conn::connect(addr);
+    conn.send(get("/"));
+    let answer = conn.read_until_closed();
+    assert_eq!(
+        answer.first(),
+        Some(&0x15),
+        "a TLS alert record: {answer:?}"
+    );
+}
+
+fn a_silent_client_is_cut_off(backend: Backend) {
+    let (corpus, pki) = (Corpus::new(), Pki::new());
+    let (_server, addr) = start(backend, corpus.root(), &pki, &["--header-timeout", "1s"]);
+    let mut conn = Conn::connect(addr);
+    // Says nothing: the header timeout covers the handshake too.
+    assert!(conn.read_until_closed().is_empty());
+}
+
+fn plain_and_https_side_by_side(backend: Backend) {
+    let (corpus, pki) = (Corpus::new(), Pki::new());
+    let (server, addr) = start(backend, corpus.root(), &pki, &[]);
+    let plain = server.fetch(&get(&format!("/{PAGE}")));
+    let mut conn = Conn::connect_tls(addr, "localhost", &pki.client());
+    let secure = conn.roundtrip(&get(&format!("/{PAGE}")));
+    assert_eq!(plain.status, 200);
+    assert!(plain.body == secure.body);
+    assert_eq!(plain.header("ETag"), secure.header("ETag"));
+}
+
+fn reload_swaps_the_certificate_mid_download(backend: Backend) {
+    let (corpus, pki) = (Corpus::new(), Pki::new());
+    let (server, addr) = start(backend, corpus.root(), &pki, &[]);
+    let mut download = Conn::connect_tls(addr, "localhost", &pki.client());
+    download.send(get(&format!("/{BIG}")));
+    download.fill(64 * 1024);
+    // A broken key is refused, and the running certificate stays.
+    std::fs::write(pki.path("localhost.key"), "not a key").unwrap();
+    server.signal("HUP");
+    server.wait_line("ringserve: reload refused: ");
+    assert!(!served_subject(addr, Some("localhost")).contains("renewed"));
+    // A new pair is taken by new handshakes.
+    pki.leaf_as("localhost", "localhost renewed");
+    server.signal("HUP");
+    server.wait_line("ringserve: configuration reloaded");
+    let subject = served_subject(addr, Some("localhost"));
+    assert!(
+        subject.contains("renewed"),
+        "{subject}; {:?}",
+        server.stderr_lines()
+    );
+    let resp = download.read_response(false);
+    assert_eq!(resp.status, 200);
+    assert!(
+        resp.body == corpus.read(BIG),
+        "the download under way finished intact"
+    );
+}
