@@ -56,6 +56,7 @@ fn head(c: &mut Criterion) {
         limits: &limits,
         keep_alive: true,
         server: b"ringserve",
+        hsts: None,
     };
     let (mut out, mut chunks, mut ranges) = (Vec::new(), Vec::<Chunk>::new(), Vec::new());
     c.bench_function("response::file (206 head)", |b| {

@@ -22,6 +22,8 @@ backend_tests!(
     a_silent_client_is_cut_off,
     plain_and_https_side_by_side,
     reload_swaps_the_certificate_mid_download,
+    hsts_on_https_responses_only,
+    plain_requests_redirected_to_https,
 );
 
 /// A test CA and two server certificates it signed, for `localhost` and `other.test`.
@@ -398,4 +400,31 @@ fn reload_swaps_the_certificate_mid_download(backend: Backend) {
         resp.body == corpus.read(BIG),
         "the download under way finished intact"
     );
+}
+
+fn hsts_on_https_responses_only(backend: Backend) {
+    let (corpus, pki) = (Corpus::new(), Pki::new());
+    let (server, addr) = start(backend, corpus.root(), &pki, &["--hsts", "31536000"]);
+    let mut conn = Conn::connect_tls(addr, "localhost", &pki.client());
+    for target in [format!("/{ONE}"), "/missing".to_string()] {
+        let resp = conn.roundtrip(&get(&target));
+        let hsts = resp.header("Strict-Transport-Security");
+        assert_eq!(hsts, Some("max-age=31536000"), "{target}: {resp:?}");
+    }
+    let plain = server.fetch(&get(&format!("/{ONE}")));
+    assert_eq!(plain.header("Strict-Transport-Security"), None);
+}
+
+fn plain_requests_redirected_to_https(backend: Backend) {
+    let (corpus, pki) = (Corpus::new(), Pki::new());
+    let (server, addr) = start(backend, corpus.root(), &pki, &["--redirect-https"]);
+    let resp = server.fetch("GET /a%20b?x=1 HTTP/1.1\r\nHost: localhost:8080\r\n\r\n");
+    assert_eq!(resp.status, 301);
+    let want = format!("https://localhost:{}/a%20b?x=1", addr.port());
+    assert_eq!(resp.header("Location"), Some(want.as_str()));
+    let bad = server.fetch("GET / HTTP/1.1\r\nHost: evil.example/path\r\n\r\n");
+    assert_eq!(bad.status, 400);
+    let mut conn = Conn::connect_tls(addr, "localhost", &pki.client());
+    let secure = conn.roundtrip(&get(&format!("/{ONE}")));
+    assert_eq!(secure.status, 200, "HTTPS is served, not redirected");
 }

@@ -94,6 +94,10 @@ pub struct Config {
     pub tls_listen: Vec<SocketAddr>,
     /// TLS settings with the certificates loaded, when certificates are given.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// `Strict-Transport-Security` value for HTTPS responses (`max-age=N`), if enabled.
+    pub hsts: Option<Vec<u8>>,
+    /// Port plain-HTTP requests are redirected to over HTTPS (`--redirect-https`), if any.
+    pub redirect_https: Option<u16>,
     /// Number of worker threads.
     pub workers: usize,
     /// Requested backend.
@@ -174,6 +178,10 @@ impl Config {
         keep(body, &self.body, &mut new.body, &mut kept);
         keep(admin, &self.admin, &mut new.admin, &mut kept);
         keep(user, &self.user, &mut new.user, &mut kept);
+        if let (Some(_), Some(port)) = (new.redirect_https, self.redirect_https) {
+            // The HTTPS listeners stay, and so does the port they were bound to.
+            new.redirect_https = Some(port);
+        }
         check_max_conns(new.policy.max_conns, new.workers)?;
         Ok((new, kept))
     }
@@ -218,6 +226,14 @@ impl Config {
             }
         }
         let tls = tls_settings(&opts)?;
+        let redirect_https = match (opts.redirect_https, opts.tls_listen.first()) {
+            (false, _) => None,
+            (true, Some(addr)) => Some(addr.port()),
+            (true, None) => return Err("--redirect-https needs --tls-listen".into()),
+        };
+        let hsts = opts
+            .hsts
+            .map(|d| format!("max-age={}", d.as_secs()).into_bytes());
         let policy = policy_settings(&opts, matches, workers.max(1))?;
         let mut precompressed: Vec<Coding> = Vec::new();
         for coding in opts.precompressed {
@@ -231,6 +247,8 @@ impl Config {
             listen: opts.listen,
             tls_listen: opts.tls_listen,
             tls,
+            hsts,
+            redirect_https,
             workers: workers.max(1),
             backend: opts.backend,
             dotfiles: opts.dotfiles,

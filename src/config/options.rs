@@ -94,6 +94,14 @@ pub(super) struct Opts {
     /// PEM private key of the --tls-cert at the same position (RSA, ECDSA or Ed25519).
     #[arg(long = "tls-key")]
     pub(super) tls_key: Vec<PathBuf>,
+    /// Add `Strict-Transport-Security: max-age=SECONDS` to every HTTPS response (nginx
+    /// `add_header Strict-Transport-Security ... always`); off unless given.
+    #[arg(long, value_parser = parse_duration)]
+    pub(super) hsts: Option<Duration>,
+    /// Answer every request on the plain listeners with 301 to its https:// form (the first
+    /// --tls-listen port).
+    #[arg(long = "redirect-https")]
+    pub(super) redirect_https: bool,
     /// Worker threads, one ring (or epoll set) and listener each [default: online CPUs].
     #[arg(long)]
     pub(super) workers: Option<usize>,

@@ -440,14 +440,31 @@ impl Host for Exchange<'_> {
         let checked = self.check(req);
         let w = &mut *self.w;
         let out = self.out.get_or_insert_with(|| w.out_pool.take());
+        let secure = self.tls.is_some();
         let cx = Context {
             date: w.date.get(),
             limits: &w.config.limits,
             keep_alive,
             server: b"ringserve",
+            hsts: w.config.hsts.as_deref().filter(|_| secure),
         };
-        let resp = match checked {
-            Ok(grant) => {
+        let redirect = w.config.redirect_https.filter(|_| !secure);
+        let resp = match (checked, redirect) {
+            (Ok(_), Some(port)) => Response {
+                planned: response::to_https(
+                    req.host,
+                    port,
+                    req.target_raw,
+                    req.method == Method::Head,
+                    keep_alive,
+                    &cx,
+                    &mut out.bytes,
+                    &mut out.chunks,
+                ),
+                file: None,
+                version: None,
+            },
+            (Ok(grant), None) => {
                 let resp = w.handler.respond(
                     req,
                     &cx,
@@ -461,7 +478,7 @@ impl Host for Exchange<'_> {
                 }
                 resp
             }
-            Err((status, retry_after)) => Response {
+            (Err((status, retry_after)), _) => Response {
                 planned: response::refuse(
                     status,
                     retry_after,
@@ -503,6 +520,7 @@ impl Host for Exchange<'_> {
             limits: &w.config.limits,
             keep_alive: false,
             server: b"ringserve",
+            hsts: w.config.hsts.as_deref().filter(|_| self.tls.is_some()),
         };
         let planned = response::error(status, false, false, &cx, &mut out.bytes, &mut out.chunks);
         let lens = (response_len(&out.chunks), planned.body_len);

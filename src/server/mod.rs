@@ -40,7 +40,7 @@ pub fn run(config: Config, sources: Sources) -> io::Result<()> {
     // of killing the process.
     sys::block_signals()?;
     let activated = activation::take()?;
-    let config = Arc::new(config);
+    let mut config = Arc::new(config);
     let root = |c: &Config| {
         Root::open(&c.root, c.dotfiles)
             .map_err(|e| io::Error::new(e.kind(), format!("root {}: {e}", c.root.display())))
@@ -59,6 +59,10 @@ pub fn run(config: Config, sources: Sources) -> io::Result<()> {
     };
     // HTTPS listeners are bound here even under socket activation.
     let (tls_listeners, tls_bound) = bind::bind_all(&config.tls_listen, config.workers)?;
+    if let (Some(_), Some(bound)) = (config.redirect_https, tls_bound.first()) {
+        // The port actually bound, for a --tls-listen with port 0.
+        Arc::make_mut(&mut config).redirect_https = Some(bound.port());
+    }
 
     let shutdown = Shutdown::default();
     let reopen = Reopen::default();

@@ -29,6 +29,8 @@ pub struct Context<'a> {
     pub keep_alive: bool,
     /// `Server` header value, e.g. `b"ringserve"`.
     pub server: &'a [u8],
+    /// `Strict-Transport-Security` value for a response over HTTPS (`--hsts`), if any.
+    pub hsts: Option<&'a [u8]>,
 }
 
 /// What was decided, for the engine (whether to close) and the access log.
@@ -321,6 +323,69 @@ pub fn redirect(
     )
 }
 
+/// Answers a plain-HTTP request with 301 to the same target over HTTPS (`--redirect-https`):
+/// `https://`, the `host` the client asked for without its port, `:port` unless it is 443,
+/// then the target as sent. A missing or malformed host (anything but a DNS name, an IPv4
+/// address or a bracketed IPv6 literal, with an optional port) is answered 400, so the
+/// `Location` can only name the host the client itself used.
+#[allow(clippy::too_many_arguments)] // the fields of the redirect and the usual four
+pub fn to_https(
+    host: Option<&[u8]>,
+    port: u16,
+    target: &[u8],
+    head_only: bool,
+    keep_alive: bool,
+    cx: &Context<'_>,
+    out: &mut Vec<u8>,
+    chunks: &mut Vec<Chunk>,
+) -> Planned {
+    let Some(name) = host.and_then(host_name) else {
+        return error(Status::BadRequest, head_only, false, cx, out, chunks);
+    };
+    page(
+        Status::MovedPermanently,
+        head_only,
+        Client::explicit(keep_alive),
+        cx,
+        out,
+        chunks,
+        |out| {
+            out.extend_from_slice(b"Location: https://");
+            out.extend_from_slice(name);
+            if port != 443 {
+                out.push(b':');
+                out.extend_from_slice(itoa::Buffer::new().format(port).as_bytes());
+            }
+            write_uri_bytes(out, target);
+            out.extend_from_slice(b"\r\n");
+        },
+    )
+}
+
+/// The host part of a `Host` value (`name`, `name:port`, `[v6]`, `[v6]:port`), if it is well
+/// formed.
+fn host_name(host: &[u8]) -> Option<&[u8]> {
+    let (name, rest) = if host.first() == Some(&b'[') {
+        let end = memchr::memchr(b']', host)?;
+        let inside = &host[1..end];
+        let v6 = |b: &u8| b.is_ascii_hexdigit() || *b == b':' || *b == b'.';
+        (!inside.is_empty() && inside.iter().all(v6)).then_some(())?;
+        (&host[..=end], &host[end + 1..])
+    } else {
+        let end = memchr::memchr(b':', host).unwrap_or(host.len());
+        let dns = |b: &u8| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'.';
+        let name = &host[..end];
+        (!name.is_empty() && name.iter().all(dns)).then_some(())?;
+        (name, &host[end..])
+    };
+    let port_ok = match rest.split_first() {
+        None => true,
+        Some((b':', digits)) => !digits.is_empty() && digits.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    };
+    port_ok.then_some(name)
+}
+
 /// Answers OPTIONS (for any target, including `*`) with 204 and `Allow`; `extra` appends
 /// configured fields (a CORS preflight answer's).
 pub fn options(
@@ -374,6 +439,9 @@ fn begin(status: Status, cx: &Context<'_>, out: &mut Vec<u8>) -> usize {
     out.extend_from_slice(status.status_line());
     header(out, b"Server", cx.server);
     header(out, b"Date", cx.date);
+    if let Some(hsts) = cx.hsts {
+        header(out, b"Strict-Transport-Security", hsts);
+    }
     start
 }
 

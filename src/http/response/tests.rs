@@ -28,6 +28,7 @@ fn cx(limits: &Limits, keep_alive: bool) -> Context<'_> {
         limits,
         keep_alive,
         server: b"ringserve",
+        hsts: None,
     }
 }
 
@@ -548,4 +549,70 @@ fn options_response() {
     assert!(r.body().is_empty());
     let r = built(|cx, out, chunks| options(false, |_| {}, cx, out, chunks));
     assert_eq!(r.field("Connection").as_deref(), Some("close"));
+}
+
+#[test]
+fn hsts_on_every_response_it_is_given_to() {
+    let limits = Limits::default();
+    let mut cx = cx(&limits, true);
+    cx.hsts = Some(b"max-age=31536000");
+    let (mut out, mut chunks) = (Vec::new(), Vec::new());
+    error(Status::NotFound, false, true, &cx, &mut out, &mut chunks);
+    let head = String::from_utf8(out).unwrap();
+    assert!(
+        head.contains("\r\nStrict-Transport-Security: max-age=31536000\r\n"),
+        "{head}"
+    );
+}
+
+#[test]
+fn redirects_to_https_keep_the_host_and_target() {
+    let limits = Limits::default();
+    let cx = cx(&limits, true);
+    for (host, port, target, want) in [
+        (
+            "example.com",
+            443,
+            "/a?b=1",
+            Some("https://example.com/a?b=1"),
+        ),
+        (
+            "example.com:8080",
+            8443,
+            "/",
+            Some("https://example.com:8443/"),
+        ),
+        ("[::1]:80", 443, "/x%20y", Some("https://[::1]/x%20y")),
+        ("10.0.0.1", 443, "//evil", Some("https://10.0.0.1//evil")),
+        ("evil.com/x", 443, "/", None),
+        ("a@b", 443, "/", None),
+        ("host:8x", 443, "/", None),
+        ("[zz]", 443, "/", None),
+    ] {
+        let (mut out, mut chunks) = (Vec::new(), Vec::new());
+        let p = to_https(
+            Some(host.as_bytes()),
+            port,
+            target.as_bytes(),
+            false,
+            true,
+            &cx,
+            &mut out,
+            &mut chunks,
+        );
+        let head = String::from_utf8(out).unwrap();
+        match want {
+            Some(loc) => {
+                assert_eq!(p.status, Status::MovedPermanently, "{host}");
+                assert!(
+                    head.contains(&format!("\r\nLocation: {loc}\r\n")),
+                    "{host}: {head}"
+                );
+            }
+            None => assert_eq!(p.status, Status::BadRequest, "{host}"),
+        }
+    }
+    let (mut out, mut chunks) = (Vec::new(), Vec::new());
+    let p = to_https(None, 443, b"/", false, true, &cx, &mut out, &mut chunks);
+    assert_eq!(p.status, Status::BadRequest, "no Host");
 }
