@@ -1,7 +1,7 @@
 //! Shared helpers of the integration tests, by concern: starting the `ringserve` binary
 //! ([`server`]), a per-test tree of files to serve ([`fixtures`]), a minimal HTTP/1.1 client
-//! that reads responses byte-exact ([`client`]) and a parser of multipart bodies
-//! ([`multipart`]).
+//! that reads responses byte-exact ([`client`]), a parser of multipart bodies
+//! ([`multipart`]) and a thread under a seccomp filter ([`seccomp`]).
 
 // Compiled into every test crate; not every crate uses every helper.
 #![allow(dead_code)]
@@ -9,6 +9,7 @@
 mod client;
 mod fixtures;
 mod multipart;
+mod seccomp;
 mod server;
 
 // A crate that uses nothing of a module would warn of its re-export.
@@ -18,5 +19,7 @@ pub use client::*;
 pub use fixtures::*;
 #[allow(unused_imports)]
 pub use multipart::*;
+#[allow(unused_imports)]
+pub use seccomp::*;
 #[allow(unused_imports)]
 pub use server::*;
