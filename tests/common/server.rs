@@ -1,10 +1,10 @@
-//! Starting, watching and stopping the `ringserve` binary under test, on either backend.
+//! Starting, watching and stopping the `ringserve` binary under test.
 
 use std::io::{self, BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -14,54 +14,6 @@ use super::*;
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest the server may take to print its start-up lines.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The I/O backends every behaviour test runs against.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    /// `--backend uring`
-    Uring,
-    /// `--backend epoll`
-    Epoll,
-}
-
-impl Backend {
-    /// The value of `--backend` selecting this backend.
-    pub fn as_arg(self) -> &'static str {
-        match self {
-            Backend::Uring => "uring",
-            Backend::Epoll => "epoll",
-        }
-    }
-}
-
-/// Whether this kernel lets the process set up an io_uring (Docker's default seccomp profile
-/// and `kernel.io_uring_disabled` forbid it); the `uring` tests are skipped where it does not.
-pub fn uring_available() -> bool {
-    static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| io_uring::IoUring::new(2).is_ok())
-}
-
-/// Generates, for each named `fn name(backend: Backend)` of the test crate, the tests
-/// `uring::name` and `epoll::name`, so each test body is written once.
-#[allow(unused_macros)] // not every test crate runs the matrix
-macro_rules! backend_tests {
-    ($($name:ident),* $(,)?) => {
-        mod uring {
-            $(#[test] fn $name() {
-                if !crate::common::uring_available() {
-                    eprintln!("io_uring is not available here: test skipped");
-                    return;
-                }
-                super::$name(crate::common::Backend::Uring)
-            })*
-        }
-        mod epoll {
-            $(#[test] fn $name() { super::$name(crate::common::Backend::Epoll) })*
-        }
-    };
-}
-#[allow(unused_imports)]
-pub(crate) use backend_tests;
 
 /// A running `ringserve` process. Dropping it kills the process (SIGKILL) and reaps it.
 pub struct Server {
