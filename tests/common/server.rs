@@ -123,6 +123,39 @@ impl Proc {
         let _ = self.child.kill();
         self.child.wait()
     }
+
+    /// Waits up to [`START_TIMEOUT`] until the process (`what` it is, for the message) has
+    /// printed `addrs` `listening on` lines and `workers` `worker` lines; returns it with the
+    /// listen addresses and the worker lines, or kills it and panics.
+    fn started(
+        mut self,
+        what: &str,
+        addrs: usize,
+        workers: usize,
+    ) -> (Proc, Vec<SocketAddr>, Vec<String>) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let (mut found, mut started) = (Vec::new(), Vec::new());
+        while found.len() < addrs || started.len() < workers {
+            let line = match self.next_line(deadline) {
+                Ok(line) => line,
+                Err(e) => {
+                    let status = self.kill();
+                    panic!(
+                        "server did not start ({e}; exit {status:?}); {what}; stderr:\n{}",
+                        self.stderr().join("\n")
+                    );
+                }
+            };
+            if let Some(addr) = line.strip_prefix("ringserve: listening on ") {
+                let addr = addr.trim();
+                let parsed = addr.parse();
+                found.push(parsed.unwrap_or_else(|e| panic!("bad address {addr:?}: {e}")));
+            } else if line.starts_with("ringserve: worker ") {
+                started.push(line);
+            }
+        }
+        (self, found, started)
+    }
 }
 
 /// The value following `flag` in `args`, if any.
@@ -141,29 +174,9 @@ impl Server {
         let want_workers: usize = flag_value(&args, "--workers")
             .and_then(|n| n.parse().ok())
             .expect("--workers N");
-        let mut proc = Proc::spawn(&args, &[]);
-        let deadline = Instant::now() + START_TIMEOUT;
-        let mut addrs = Vec::new();
-        let mut workers = Vec::new();
-        while addrs.len() < want_addrs || workers.len() < want_workers {
-            let line = match proc.next_line(deadline) {
-                Ok(line) => line,
-                Err(e) => {
-                    let status = proc.kill();
-                    panic!(
-                        "server did not start ({e}; exit {status:?}); args {args:?}; stderr:\n{}",
-                        proc.stderr().join("\n")
-                    );
-                }
-            };
-            if let Some(addr) = line.strip_prefix("ringserve: listening on ") {
-                let addr = addr.trim();
-                let parsed = addr.parse();
-                addrs.push(parsed.unwrap_or_else(|e| panic!("bad address {addr:?}: {e}")));
-            } else if line.starts_with("ringserve: worker ") {
-                workers.push(line);
-            }
-        }
+        let what = format!("args {args:?}");
+        let (proc, addrs, workers) =
+            Proc::spawn(&args, &[]).started(&what, want_addrs, want_workers);
         if !extra.contains(&"--backend") {
             for line in &workers {
                 let picked = worker_backend(line);
@@ -280,24 +293,9 @@ impl Server {
         Proc::spawn_command(cmd).exit_within(timeout, &what)
     }
 
-    fn start_proc(mut proc: Proc, what: &str, addrs: usize, workers: usize) -> Server {
-        let deadline = Instant::now() + START_TIMEOUT;
-        let (mut found, mut started) = (Vec::new(), 0);
-        while found.len() < addrs || started < workers {
-            let Ok(line) = proc.next_line(deadline) else {
-                let status = proc.kill();
-                panic!(
-                    "server did not start (exit {status:?}); {what}; stderr:\n{}",
-                    proc.stderr().join("\n")
-                );
-            };
-            if let Some(addr) = line.strip_prefix("ringserve: listening on ") {
-                found.push(addr.trim().parse().expect("listen address"));
-            } else if line.starts_with("ringserve: worker ") {
-                started += 1;
-            }
-        }
-        Server { proc, addrs: found }
+    fn start_proc(proc: Proc, what: &str, addrs: usize, workers: usize) -> Server {
+        let (proc, addrs, _) = proc.started(what, addrs, workers);
+        Server { proc, addrs }
     }
 
     /// Waits up to [`START_TIMEOUT`] for a stderr line starting with `prefix` and returns the
