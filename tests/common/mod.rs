@@ -1,22 +1,33 @@
-//! Shared helpers of the integration tests, by concern: starting the `ringserve` binary
-//! ([`server`]), a per-test tree of files to serve ([`fixtures`]), a minimal HTTP/1.1 client
-//! that reads responses byte-exact ([`client`]) and a parser of multipart bodies
-//! ([`multipart`]).
+//! Shared helpers of the integration tests, by concern:
+//! - [`backend`]: the backends each test runs on, and the macro that runs it on each;
+//! - [`server`]: starting, watching and stopping the `ringserve` binary;
+//! - [`fixtures`]: a per-test tree of files to serve;
+//! - [`client`]: a minimal HTTP/1.1 client that reads responses byte-exact;
+//! - [`multipart`]: a parser of `multipart/byteranges` bodies;
+//! - [`seccomp`]: a thread under a seccomp filter that denies chosen system calls.
+//!
+//! Everything is re-exported here, so a test names it `common::Server` and so on.
 
 // Compiled into every test crate; not every crate uses every helper.
 #![allow(dead_code)]
 
+mod backend;
 mod client;
 mod fixtures;
 mod multipart;
+mod seccomp;
 mod server;
 
 // A crate that uses nothing of a module would warn of its re-export.
+#[allow(unused_imports)]
+pub use backend::*;
 #[allow(unused_imports)]
 pub use client::*;
 #[allow(unused_imports)]
 pub use fixtures::*;
 #[allow(unused_imports)]
 pub use multipart::*;
+#[allow(unused_imports)]
+pub use seccomp::*;
 #[allow(unused_imports)]
 pub use server::*;

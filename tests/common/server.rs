@@ -1,10 +1,10 @@
-//! Starting, watching and stopping the `ringserve` binary under test, on either backend.
+//! Starting, watching and stopping the `ringserve` binary under test.
 
 use std::io::{self, BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -14,54 +14,6 @@ use super::*;
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest the server may take to print its start-up lines.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The I/O backends every behaviour test runs against.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    /// `--backend uring`
-    Uring,
-    /// `--backend epoll`
-    Epoll,
-}
-
-impl Backend {
-    /// The value of `--backend` selecting this backend.
-    pub fn as_arg(self) -> &'static str {
-        match self {
-            Backend::Uring => "uring",
-            Backend::Epoll => "epoll",
-        }
-    }
-}
-
-/// Whether this kernel lets the process set up an io_uring (Docker's default seccomp profile
-/// and `kernel.io_uring_disabled` forbid it); the `uring` tests are skipped where it does not.
-pub fn uring_available() -> bool {
-    static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| io_uring::IoUring::new(2).is_ok())
-}
-
-/// Generates, for each named `fn name(backend: Backend)` of the test crate, the tests
-/// `uring::name` and `epoll::name`, so each test body is written once.
-#[allow(unused_macros)] // not every test crate runs the matrix
-macro_rules! backend_tests {
-    ($($name:ident),* $(,)?) => {
-        mod uring {
-            $(#[test] fn $name() {
-                if !crate::common::uring_available() {
-                    eprintln!("io_uring is not available here: test skipped");
-                    return;
-                }
-                super::$name(crate::common::Backend::Uring)
-            })*
-        }
-        mod epoll {
-            $(#[test] fn $name() { super::$name(crate::common::Backend::Epoll) })*
-        }
-    };
-}
-#[allow(unused_imports)]
-pub(crate) use backend_tests;
 
 /// A running `ringserve` process. Dropping it kills the process (SIGKILL) and reaps it.
 pub struct Server {
@@ -171,6 +123,39 @@ impl Proc {
         let _ = self.child.kill();
         self.child.wait()
     }
+
+    /// Waits up to [`START_TIMEOUT`] until the process (`what` it is, for the message) has
+    /// printed `addrs` `listening on` lines and `workers` `worker` lines; returns it with the
+    /// listen addresses and the worker lines, or kills it and panics.
+    fn started(
+        mut self,
+        what: &str,
+        addrs: usize,
+        workers: usize,
+    ) -> (Proc, Vec<SocketAddr>, Vec<String>) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let (mut found, mut started) = (Vec::new(), Vec::new());
+        while found.len() < addrs || started.len() < workers {
+            let line = match self.next_line(deadline) {
+                Ok(line) => line,
+                Err(e) => {
+                    let status = self.kill();
+                    panic!(
+                        "server did not start ({e}; exit {status:?}); {what}; stderr:\n{}",
+                        self.stderr().join("\n")
+                    );
+                }
+            };
+            if let Some(addr) = line.strip_prefix("ringserve: listening on ") {
+                let addr = addr.trim();
+                let parsed = addr.parse();
+                found.push(parsed.unwrap_or_else(|e| panic!("bad address {addr:?}: {e}")));
+            } else if line.starts_with("ringserve: worker ") {
+                started.push(line);
+            }
+        }
+        (self, found, started)
+    }
 }
 
 /// The value following `flag` in `args`, if any.
@@ -189,29 +174,9 @@ impl Server {
         let want_workers: usize = flag_value(&args, "--workers")
             .and_then(|n| n.parse().ok())
             .expect("--workers N");
-        let mut proc = Proc::spawn(&args, &[]);
-        let deadline = Instant::now() + START_TIMEOUT;
-        let mut addrs = Vec::new();
-        let mut workers = Vec::new();
-        while addrs.len() < want_addrs || workers.len() < want_workers {
-            let line = match proc.next_line(deadline) {
-                Ok(line) => line,
-                Err(e) => {
-                    let status = proc.kill();
-                    panic!(
-                        "server did not start ({e}; exit {status:?}); args {args:?}; stderr:\n{}",
-                        proc.stderr().join("\n")
-                    );
-                }
-            };
-            if let Some(addr) = line.strip_prefix("ringserve: listening on ") {
-                let addr = addr.trim();
-                let parsed = addr.parse();
-                addrs.push(parsed.unwrap_or_else(|e| panic!("bad address {addr:?}: {e}")));
-            } else if line.starts_with("ringserve: worker ") {
-                workers.push(line);
-            }
-        }
+        let what = format!("args {args:?}");
+        let (proc, addrs, workers) =
+            Proc::spawn(&args, &[]).started(&what, want_addrs, want_workers);
         if !extra.contains(&"--backend") {
             for line in &workers {
                 let picked = worker_backend(line);
@@ -328,24 +293,9 @@ impl Server {
         Proc::spawn_command(cmd).exit_within(timeout, &what)
     }
 
-    fn start_proc(mut proc: Proc, what: &str, addrs: usize, workers: usize) -> Server {
-        let deadline = Instant::now() + START_TIMEOUT;
-        let (mut found, mut started) = (Vec::new(), 0);
-        while found.len() < addrs || started < workers {
-            let Ok(line) = proc.next_line(deadline) else {
-                let status = proc.kill();
-                panic!(
-                    "server did not start (exit {status:?}); {what}; stderr:\n{}",
-                    proc.stderr().join("\n")
-                );
-            };
-            if let Some(addr) = line.strip_prefix("ringserve: listening on ") {
-                found.push(addr.trim().parse().expect("listen address"));
-            } else if line.starts_with("ringserve: worker ") {
-                started += 1;
-            }
-        }
-        Server { proc, addrs: found }
+    fn start_proc(proc: Proc, what: &str, addrs: usize, workers: usize) -> Server {
+        let (proc, addrs, _) = proc.started(what, addrs, workers);
+        Server { proc, addrs }
     }
 
     /// Waits up to [`START_TIMEOUT`] for a stderr line starting with `prefix` and returns the
@@ -375,29 +325,4 @@ impl Server {
             thread::sleep(Duration::from_millis(20));
         }
     }
-}
-
-/// Runs `f` on a fresh thread whose seccomp filter makes each of `syscalls` fail with EPERM.
-/// Filters are per thread and inherited by children, so a server spawned inside `f` runs
-/// under it while the rest of the test process is unaffected.
-pub fn with_denied<T: Send + 'static>(
-    syscalls: &[i64],
-    f: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    use seccompiler::{BpfProgram, SeccompAction, SeccompFilter};
-    let rules = syscalls.iter().map(|&nr| (nr, vec![])).collect();
-    thread::spawn(move || {
-        let filter = SeccompFilter::new(
-            rules,
-            SeccompAction::Allow,
-            SeccompAction::Errno(libc::EPERM as u32),
-            std::env::consts::ARCH.try_into().expect("supported arch"),
-        )
-        .expect("filter");
-        let program: BpfProgram = filter.try_into().expect("compile filter");
-        seccompiler::apply_filter(&program).expect("apply filter");
-        f()
-    })
-    .join()
-    .expect("filtered thread")
 }
