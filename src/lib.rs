@@ -12,6 +12,7 @@
 //!   beyond one request (keep-alive, pipelining, bodies, deadlines, closing). It never
 //!   touches a socket or a file.
 //! - [`policy`]: pacing, per-client limits, access rules and signed links, sans I/O.
+//! - [`tls`]: HTTPS certificates and one connection's rustls state, sans I/O.
 //! - [`fs`]: maps request targets onto files beneath the served root, race-free, and
 //!   describes them (length, validators, MIME type); the open-file cache; directory reading.
 //! - [`serve`]: the static-file handler joining the two (request in, response plan out), with
