@@ -1,11 +1,12 @@
 //! The file layer: maps request targets onto files beneath the served root and describes them
 //! for the protocol core.
 //!
-//! [`decode`] (from `http::path`) vets the target without touching the disk, [`root`] resolves it with
-//! `openat2(RESOLVE_BENEATH)` so the kernel, not string checks, guarantees nothing outside the
-//! root is ever opened, [`mime`] names the content type, [`cache`] keeps hot files open, and
-//! [`listing`] renders directories without an index. Lookups allocate nothing: the caller
-//! lends a scratch buffer that is reused from request to request.
+//! [`decode`] (from `http::path`) vets the target without touching the disk, [`root`]
+//! resolves it with `openat2(RESOLVE_BENEATH)` so the kernel, not string checks, guarantees
+//! nothing outside the root is ever opened, [`mime`] names the content type, [`cache`] keeps
+//! hot files open, and [`listing`] reads directories without an index (`serve::listing`
+//! renders them). Lookups allocate nothing: the caller lends a scratch buffer that is reused
+//! from request to request.
 
 pub mod cache;
 pub mod listing;
