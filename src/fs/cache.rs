@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Lookup, Root};
+use crate::http::path::split_query;
 use crate::http::Representation;
 
 /// What the cache answers: a [`Lookup`] whose file is shared with the cache.
@@ -56,7 +57,7 @@ impl FileCache {
         now: Instant,
         scratch: &mut Vec<u8>,
     ) -> Found {
-        self.through(path_of(target), now, || root.lookup(target, scratch))
+        self.through(split_query(target).0, now, || root.lookup(target, scratch))
     }
 
     /// Resolves the sidecar of `target` with `suffix` (see [`Root::lookup_sidecar`]), from
@@ -71,7 +72,7 @@ impl FileCache {
         key: &mut Vec<u8>,
     ) -> Found {
         key.clear();
-        key.extend_from_slice(path_of(target));
+        key.extend_from_slice(split_query(target).0);
         key.push(0);
         key.extend_from_slice(suffix.as_bytes());
         self.through(key, now, || root.lookup_sidecar(target, suffix, scratch))
@@ -137,11 +138,6 @@ impl FileCache {
     pub fn stats(&self) -> (u64, u64) {
         (self.hits, self.misses)
     }
-}
-
-/// The path part of a request target: everything before `?`.
-fn path_of(target: &[u8]) -> &[u8] {
-    target.split(|&b| b == b'?').next().unwrap_or(target)
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@
 //! The kernel's `RESOLVE_BENEATH` remains the real barrier; this is the first, cheap one.
 //!
 //! [`canonical_path`] is the one spelling of a path the rest of the server keys on: signed
-//! links sign it, download counts merge by it, header rules match it.
+//! links sign it, download counts merge by it, header rules match it. [`split_query`] is the
+//! one place a target is cut into its path and its query.
 
 use std::fmt;
 
@@ -56,6 +57,15 @@ pub struct Decoded {
     pub dotfile: bool,
 }
 
+/// Splits an origin-form `target` at its first `?` into the path and, if there is one, the
+/// query (without the `?`): `/a?x=1` is `(/a, Some(x=1))`, `/a` is `(/a, None)`.
+pub fn split_query(target: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match memchr::memchr(b'?', target) {
+        Some(q) => (&target[..q], Some(&target[q + 1..])),
+        None => (target, None),
+    }
+}
+
 /// Decodes the path of `target` (`/path?query`) into `scratch` (cleared first) as a relative
 /// path without leading or trailing slash: `a/b/c`, or `.` for the root itself. On error the
 /// contents of `scratch` are unspecified.
@@ -64,11 +74,7 @@ pub fn decode(target: &[u8], scratch: &mut Vec<u8>) -> Result<Decoded, PathError
     if memchr::memchr(b'#', target).is_some() {
         return Err(PathError::Fragment);
     }
-    let path = match memchr::memchr(b'?', target) {
-        Some(q) => &target[..q],
-        None => target,
-    };
-    let Some((b'/', rest)) = path.split_first() else {
+    let Some((b'/', rest)) = split_query(target).0.split_first() else {
         return Err(PathError::NotOriginForm);
     };
     percent_decode(rest, scratch)?;
@@ -318,6 +324,13 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn query_split() {
+        assert_eq!(split_query(b"/a?x=1?y"), (&b"/a"[..], Some(&b"x=1?y"[..])));
+        assert_eq!(split_query(b"/a?"), (&b"/a"[..], Some(&b""[..])));
+        assert_eq!(split_query(b"/a"), (&b"/a"[..], None));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 /// The value of the first parameter called `name` in the query of `target` (`/path?query`):
 /// `Some(b"")` for a bare `?name` or `?name=`, `None` when absent.
 pub fn param<'a>(target: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    let query = &target[memchr::memchr(b'?', target)? + 1..];
+    let query = super::path::split_query(target).1?;
     query.split(|&b| b == b'&').find_map(|pair| {
         let (key, value) = match memchr::memchr(b'=', pair) {
             Some(eq) => (&pair[..eq], &pair[eq + 1..]),

@@ -6,7 +6,7 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::http::path::canonical_path;
+use crate::http::path::{canonical_path, split_query};
 
 use super::*;
 
@@ -71,10 +71,7 @@ impl TopFiles {
     /// Counts one download of `target` (a request target as received: its path is the key,
     /// any `?query` is ignored). The engine calls it for each GET answered 200 or 206.
     pub fn record(&mut self, target: &[u8]) {
-        let path = match memchr::memchr(b'?', target) {
-            Some(q) => &target[..q],
-            None => target,
-        };
+        let path = split_query(target).0;
         if path.len() > MAX_KEY {
             return;
         }

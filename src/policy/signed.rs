@@ -30,7 +30,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::size::parse_rate;
 use crate::http::parse_decimal;
-use crate::http::path::canonical_path;
+use crate::http::path::{canonical_path, split_query};
 
 /// Length in bytes of an HMAC-SHA256 tag.
 const TAG_LEN: usize = 32;
@@ -197,7 +197,7 @@ impl SecureLink {
         if !self.covers(scratch) {
             return None;
         }
-        let query = memchr::memchr(b'?', target).map_or(&b""[..], |q| &target[q + 1..]);
+        let query = split_query(target).1.unwrap_or_default();
         Some(verify(&self.secret, scratch, query, now_unix))
     }
 

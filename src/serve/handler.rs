@@ -284,7 +284,7 @@ impl Handler {
 /// Whether the target's name already ends like a sidecar (`.br`, `.zst`, `.gz`): such a
 /// file is itself encoded, so it gets no sidecar lookups and no `Vary`.
 fn is_encoded_name(target: &[u8]) -> bool {
-    let path = target.split(|&b| b == b'?').next().unwrap_or(target);
+    let path = path::split_query(target).0;
     Coding::ALL.iter().any(|c| {
         let suffix = c.suffix().as_bytes();
         path.len() >= suffix.len() && path[path.len() - suffix.len()..].eq_ignore_ascii_case(suffix)

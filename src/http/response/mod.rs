@@ -293,10 +293,7 @@ pub fn redirect(
     out: &mut Vec<u8>,
     chunks: &mut Vec<Chunk>,
 ) -> Planned {
-    let (path, query) = match memchr::memchr(b'?', target) {
-        Some(q) => (&target[..q], Some(&target[q + 1..])),
-        None => (target, None),
-    };
+    let (path, query) = super::path::split_query(target);
     let skip = path
         .iter()
         .position(|&b| b != b'/' && b != b'\\')
