@@ -24,6 +24,8 @@ backend_tests!(
     reload_swaps_the_certificate_mid_download,
     hsts_on_https_responses_only,
     plain_requests_redirected_to_https,
+    sessions_resume,
+    a_client_vanishing_mid_body_leaves_the_server_serving,
 );
 
 /// A test CA and two server certificates it signed, for `localhost` and `other.test`.
@@ -137,6 +139,14 @@ impl Pki {
 
     /// A rustls client trusting only the test CA.
     fn client(&self) -> Arc<rustls::ClientConfig> {
+        self.client_for(rustls::DEFAULT_VERSIONS)
+    }
+
+    /// A rustls client trusting only the test CA, offering only `versions`.
+    fn client_for(
+        &self,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Arc<rustls::ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();
         let ca = std::fs::read(self.path("ca.pem")).expect("read ca.pem");
         use rustls::pki_types::pem::PemObject;
@@ -146,7 +156,7 @@ impl Pki {
         #[allow(deprecated)] // the server's provider (see src/tls/certs.rs)
         let provider = rustls::crypto::ring::default_provider();
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(versions)
             .expect("versions")
             .with_root_certificates(roots)
             .with_no_client_auth();
@@ -427,4 +437,37 @@ fn plain_requests_redirected_to_https(backend: Backend) {
     let mut conn = Conn::connect_tls(addr, "localhost", &pki.client());
     let secure = conn.roundtrip(&get(&format!("/{ONE}")));
     assert_eq!(secure.status, 200, "HTTPS is served, not redirected");
+}
+
+fn sessions_resume(backend: Backend) {
+    let (corpus, pki) = (Corpus::new(), Pki::new());
+    let (_server, addr) = start(backend, corpus.root(), &pki, &[]);
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        // One client configuration keeps the sessions (and tickets) it was given.
+        let client = pki.client_for(&[version]);
+        let mut first = Conn::connect_tls(addr, "localhost", &client);
+        // The response comes after any tickets, so the client has them once it has read it.
+        assert_eq!(first.roundtrip(&get(&format!("/{ONE}"))).status, 200);
+        assert!(!first.tls_resumed(), "{version:?}: a full first handshake");
+        let mut second = Conn::connect_tls(addr, "localhost", &client);
+        assert_eq!(second.roundtrip(&get(&format!("/{ONE}"))).status, 200);
+        assert!(
+            second.tls_resumed(),
+            "{version:?}: the second handshake resumes"
+        );
+    }
+}
+
+fn a_client_vanishing_mid_body_leaves_the_server_serving(backend: Backend) {
+    let (corpus, pki) = (Corpus::new(), Pki::new());
+    let (_server, addr) = start(backend, corpus.root(), &pki, &[]);
+    for _ in 0..3 {
+        let mut conn = Conn::connect_tls(addr, "localhost", &pki.client());
+        conn.send(get(&format!("/{BIG}")));
+        conn.fill(64 * 1024);
+        // Dropped with the rest of the body unread: the kernel resets the connection.
+    }
+    let mut conn = Conn::connect_tls(addr, "localhost", &pki.client());
+    let resp = conn.roundtrip(&get(&format!("/{MIB}")));
+    assert!(resp.body == corpus.read(MIB));
 }

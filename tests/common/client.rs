@@ -111,6 +111,14 @@ impl Conn {
         Conn::wrap(sock.into())
     }
 
+    /// Whether this TLS connection's handshake resumed an earlier session (false for TCP).
+    pub fn tls_resumed(&self) -> bool {
+        match &self.stream {
+            Wire::Plain(_) => false,
+            Wire::Tls(s) => s.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+        }
+    }
+
     /// The underlying socket (for socket options and polling).
     pub fn stream(&self) -> &TcpStream {
         self.stream.tcp()
