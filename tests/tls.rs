@@ -378,6 +378,12 @@ fn plain_and_https_side_by_side(backend: Backend) {
     let plain = server.fetch(&get(&format!("/{PAGE}")));
     let mut conn = Conn::connect_tls(addr, "localhost", &pki.client());
     let secure = conn.roundtrip(&get(&format!("/{PAGE}")));
+    // Start-up says whether the kernel could take the records over, and that it does not.
+    let ktls = server.wait_line("ringserve: https: ");
+    assert!(
+        ktls.ends_with("records are encrypted in user space"),
+        "{ktls}"
+    );
     assert_eq!(plain.status, 200);
     assert!(plain.body == secure.body);
     assert_eq!(plain.header("ETag"), secure.header("ETag"));

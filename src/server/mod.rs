@@ -146,6 +146,19 @@ pub fn run(config: Config, sources: Sources) -> io::Result<()> {
     for addr in &tls_bound {
         eprintln!("ringserve: listening for https on {addr}");
     }
+    if !tls_bound.is_empty() {
+        // Offloading records to the kernel is not built yet (#15); say what the kernel has.
+        match sys::probe_ktls() {
+            Ok(()) => eprintln!(
+                "ringserve: https: the kernel offers TLS offload (kTLS), not used yet: records \
+                 are encrypted in user space"
+            ),
+            Err(e) => eprintln!(
+                "ringserve: https: no kernel TLS offload (TCP_ULP \"tls\": {e}): records are \
+                 encrypted in user space"
+            ),
+        }
+    }
     if let Some((listener, state)) = admin {
         admin::serve(listener, state)?;
     }

@@ -82,3 +82,59 @@ pub fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// Whether the kernel can take TLS records over from user space (kTLS): installs the `tls`
+/// upper-layer protocol (`setsockopt(TCP_ULP, "tls")`) on a loopback connection made for the
+/// purpose. Fails with the kernel's reason (ENOENT: no `tls` module, as in a kernel built
+/// without `CONFIG_TLS`).
+pub fn probe_ktls() -> io::Result<()> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let client = std::net::TcpStream::connect(listener.local_addr()?)?;
+    let (_server, _) = listener.accept()?;
+    let name = b"tls";
+    // SAFETY: `client` is an open socket for the whole call; the option value is a live
+    // buffer of the length passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            client.as_raw_fd(),
+            libc::SOL_TCP,
+            libc::TCP_ULP,
+            name.as_ptr().cast(),
+            name.len() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ktls_probe_agrees_with_the_kernels_list_of_ulps() {
+        // Loaded modules list their ULP here; `tls` may also load on demand, so only a
+        // listed `tls` is a firm expectation.
+        let listed = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_ulp")
+            .is_ok_and(|l| l.split_whitespace().any(|u| u == "tls"));
+        let probed = probe_ktls();
+        if listed {
+            assert!(
+                probed.is_ok(),
+                "tls is listed but the probe failed: {probed:?}"
+            );
+        }
+        if let Err(e) = probed {
+            eprintln!("kTLS unavailable here: {e}");
+            assert!(
+                matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOENT | libc::EPERM | libc::EOPNOTSUPP)
+                ),
+                "{e}"
+            );
+        }
+    }
+}
