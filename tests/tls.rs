@@ -26,6 +26,7 @@ backend_tests!(
     plain_requests_redirected_to_https,
     sessions_resume,
     a_client_vanishing_mid_body_leaves_the_server_serving,
+    ocsp_stapled_when_it_holds,
 );
 
 /// A test CA and two server certificates it signed, for `localhost` and `other.test`.
@@ -110,6 +111,49 @@ impl Pki {
             "-out",
             &pem,
         ]);
+    }
+
+    /// Makes `NAME.ocsp`: the CA's DER OCSP response saying `NAME.pem` is good for a day.
+    fn ocsp(&self, name: &str) -> PathBuf {
+        let pem = format!("{name}.pem");
+        let out = Command::new("openssl")
+            .args(["x509", "-noout", "-serial", "-in", &pem])
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run openssl");
+        let serial = String::from_utf8_lossy(&out.stdout);
+        let serial = serial.trim().trim_start_matches("serial=");
+        let index = format!("V\t301231000000Z\t\t{serial}\tunknown\t/CN={name}\n");
+        std::fs::write(self.path("index.txt"), index).expect("write index");
+        let (req, resp) = (format!("{name}.req"), format!("{name}.ocsp"));
+        self.openssl(&[
+            "ocsp",
+            "-issuer",
+            "ca.pem",
+            "-cert",
+            &pem,
+            "-no_nonce",
+            "-reqout",
+            &req,
+        ]);
+        self.openssl(&[
+            "ocsp",
+            "-index",
+            "index.txt",
+            "-rsigner",
+            "ca.pem",
+            "-rkey",
+            "ca.key",
+            "-CA",
+            "ca.pem",
+            "-reqin",
+            &req,
+            "-respout",
+            &resp,
+            "-ndays",
+            "1",
+        ]);
+        self.path(&resp)
     }
 
     fn openssl(&self, args: &[&str]) {
@@ -476,4 +520,51 @@ fn a_client_vanishing_mid_body_leaves_the_server_serving(backend: Backend) {
     let mut conn = Conn::connect_tls(addr, "localhost", &pki.client());
     let resp = conn.roundtrip(&get(&format!("/{MIB}")));
     assert!(resp.body == corpus.read(MIB));
+}
+
+/// What `openssl s_client -status` reports about a staple when connecting as `name`.
+fn staple(addr: std::net::SocketAddr, name: &str) -> String {
+    let mut cmd = Command::new("openssl");
+    cmd.args([
+        "s_client",
+        "-connect",
+        &addr.to_string(),
+        "-servername",
+        name,
+        "-status",
+    ]);
+    let out = run_with_no_input(cmd);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("OCSP response: no") || l.contains("OCSP Response Status:"));
+    line.unwrap_or_else(|| panic!("no OCSP line: {text}"))
+        .trim()
+        .to_string()
+}
+
+fn ocsp_stapled_when_it_holds(backend: Backend) {
+    let (corpus, pki) = (Corpus::new(), Pki::new());
+    let good = pki.ocsp("localhost");
+    let good = good.to_str().unwrap();
+    // The second certificate is given the first one's response: it must not be stapled.
+    let (server, addr) = start(
+        backend,
+        corpus.root(),
+        &pki,
+        &["--tls-ocsp", good, "--tls-ocsp", good],
+    );
+    let note = server.wait_line("ringserve: --tls-ocsp ");
+    assert!(
+        note.ends_with("not stapled: it is for another certificate"),
+        "{note}"
+    );
+    assert_eq!(
+        staple(addr, "localhost"),
+        "OCSP Response Status: successful (0x0)"
+    );
+    assert_eq!(
+        staple(addr, "other.test"),
+        "OCSP response: no response sent"
+    );
 }

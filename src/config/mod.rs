@@ -26,7 +26,7 @@ mod tests;
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,6 +94,8 @@ pub struct Config {
     pub tls_listen: Vec<SocketAddr>,
     /// TLS settings with the certificates loaded, when certificates are given.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// What the operator should know of the TLS files: OCSP responses not stapled, and why.
+    pub tls_notes: Vec<String>,
     /// `Strict-Transport-Security` value for HTTPS responses (`max-age=N`), if enabled.
     pub hsts: Option<Vec<u8>>,
     /// Port plain-HTTP requests are redirected to over HTTPS (`--redirect-https`), if any.
@@ -225,7 +227,7 @@ impl Config {
                 return Err(format!("--tls-listen {tls} overlaps --listen {clash}"));
             }
         }
-        let tls = tls_settings(&opts)?;
+        let (tls, tls_notes) = tls_settings(&opts)?;
         let redirect_https = match (opts.redirect_https, opts.tls_listen.first()) {
             (false, _) => None,
             (true, Some(addr)) => Some(addr.port()),
@@ -247,6 +249,7 @@ impl Config {
             listen: opts.listen,
             tls_listen: opts.tls_listen,
             tls,
+            tls_notes,
             hsts,
             redirect_https,
             workers: workers.max(1),
@@ -357,8 +360,9 @@ fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
         && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
-/// Loads the `--tls-cert`/`--tls-key` pairs, if any, into the server's TLS settings.
-fn tls_settings(opts: &Opts) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+/// Loads the `--tls-cert`/`--tls-key` pairs (with their `--tls-ocsp` responses), if any, into
+/// the server's TLS settings; also returns notes on OCSP responses not stapled.
+fn tls_settings(opts: &Opts) -> Result<(Option<Arc<rustls::ServerConfig>>, Vec<String>), String> {
     if opts.tls_cert.len() != opts.tls_key.len() {
         return Err(format!(
             "{} --tls-cert for {} --tls-key: give them in pairs",
@@ -366,21 +370,38 @@ fn tls_settings(opts: &Opts) -> Result<Option<Arc<rustls::ServerConfig>>, String
             opts.tls_key.len()
         ));
     }
+    if opts.tls_ocsp.len() > opts.tls_cert.len() {
+        return Err(format!(
+            "{} --tls-ocsp for {} --tls-cert: one (or an empty one) per certificate at most",
+            opts.tls_ocsp.len(),
+            opts.tls_cert.len()
+        ));
+    }
     if opts.tls_cert.is_empty() {
         return match opts.tls_listen.first() {
             Some(addr) => Err(format!(
                 "--tls-listen {addr} needs --tls-cert and --tls-key"
             )),
-            None => Ok(None),
+            None => Ok((None, Vec::new())),
         };
     }
-    let pairs: Vec<(&Path, &Path)> = opts
+    let files: Vec<crate::tls::CertFiles<'_>> = opts
         .tls_cert
         .iter()
         .zip(&opts.tls_key)
-        .map(|(c, k)| (c.as_path(), k.as_path()))
+        .enumerate()
+        .map(|(i, (cert, key))| crate::tls::CertFiles {
+            cert,
+            key,
+            ocsp: opts
+                .tls_ocsp
+                .get(i)
+                .map(PathBuf::as_path)
+                .filter(|p| !p.as_os_str().is_empty()),
+        })
         .collect();
-    crate::tls::server_config(&pairs).map(Some)
+    let (config, notes) = crate::tls::server_config(&files)?;
+    Ok((Some(config), notes))
 }
 
 /// Parses `250ms`, `10s`, `2m` or a plain number of seconds.

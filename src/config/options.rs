@@ -94,6 +94,10 @@ pub(super) struct Opts {
     /// PEM private key of the --tls-cert at the same position (RSA, ECDSA or Ed25519).
     #[arg(long = "tls-key")]
     pub(super) tls_key: Vec<PathBuf>,
+    /// DER OCSP response to staple for the --tls-cert at the same position (repeatable; an
+    /// empty value staples nothing for that one); one that does not hold is not stapled.
+    #[arg(long = "tls-ocsp")]
+    pub(super) tls_ocsp: Vec<PathBuf>,
     /// Add `Strict-Transport-Security: max-age=SECONDS` to every HTTPS response (nginx
     /// `add_header Strict-Transport-Security ... always`); off unless given.
     #[arg(long, value_parser = parse_duration)]

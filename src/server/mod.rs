@@ -146,6 +146,9 @@ pub fn run(config: Config, sources: Sources) -> io::Result<()> {
     for addr in &tls_bound {
         eprintln!("ringserve: listening for https on {addr}");
     }
+    for note in &config.tls_notes {
+        eprintln!("ringserve: {note}");
+    }
     if !tls_bound.is_empty() {
         // Offloading records to the kernel is not built yet (#15); say what the kernel has.
         match sys::probe_ktls() {

@@ -73,6 +73,9 @@ impl Reloader {
                  value"
             );
         }
+        for note in &update.config.tls_notes {
+            eprintln!("ringserve: {note}");
+        }
         if let (Some(slot), Some(root)) = (&self.admin_root, admin_root) {
             *lock(slot) = root;
         }

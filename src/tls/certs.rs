@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use rustls::crypto::ring as provider;
 use rustls::pki_types::pem::PemObject;
@@ -57,9 +58,26 @@ fn crypto() -> rustls::crypto::CryptoProvider {
     provider::default_provider()
 }
 
+/// The files of one certificate the server presents.
+#[derive(Clone, Copy, Debug)]
+pub struct CertFiles<'a> {
+    /// PEM certificate chain, the server's certificate first.
+    pub cert: &'a Path,
+    /// Its PEM private key.
+    pub key: &'a Path,
+    /// A DER OCSP response to staple, if any.
+    pub ocsp: Option<&'a Path>,
+}
+
 /// Loads the PEM certificate chain `cert` and its private key `key` (RSA, ECDSA or Ed25519)
-/// and checks that they belong together.
-fn identity(cert: &Path, key: &Path) -> Result<Identity, String> {
+/// and checks that they belong together; staples the OCSP response `ocsp` if it holds for the
+/// certificate at `now`, and otherwise says why not in `notes`.
+fn identity(
+    f: CertFiles<'_>,
+    now: SystemTime,
+    notes: &mut Vec<String>,
+) -> Result<Identity, String> {
+    let (cert, key) = (f.cert, f.key);
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|certs| certs.collect())
         .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?;
@@ -75,7 +93,14 @@ fn identity(cert: &Path, key: &Path) -> Result<Identity, String> {
         .key_provider
         .load_private_key(der)
         .map_err(|e| format!("--tls-key {}: {e}", key.display()))?;
-    let certified = CertifiedKey::new(chain, signing);
+    let mut certified = CertifiedKey::new(chain, signing);
+    if let Some(ocsp) = f.ocsp {
+        let der = std::fs::read(ocsp).map_err(|e| format!("--tls-ocsp {}: {e}", ocsp.display()))?;
+        match super::ocsp::check(&der, &certified.cert[0], now) {
+            Ok(()) => certified.ocsp = Some(der),
+            Err(why) => notes.push(format!("--tls-ocsp {}: not stapled: {why}", ocsp.display())),
+        }
+    }
     certified.keys_match().map_err(|_| {
         format!(
             "--tls-key {} does not match --tls-cert {}",
@@ -88,17 +113,18 @@ fn identity(cert: &Path, key: &Path) -> Result<Identity, String> {
     })
 }
 
-/// The server's TLS settings for the certificate and key files `pairs` (the first is the
-/// default): TLS 1.2 and 1.3 with ECDHE and AEAD suites only (rustls offers nothing else),
-/// ALPN `http/1.1`, resumption by session ID (a per-process cache) and by tickets whose key
-/// rotates.
-pub fn server_config(pairs: &[(&Path, &Path)]) -> Result<Arc<ServerConfig>, String> {
-    if pairs.is_empty() {
+/// The server's TLS settings for the certificates `files` (the first is the default): TLS 1.2
+/// and 1.3 with ECDHE and AEAD suites only (rustls offers nothing else), ALPN `http/1.1`,
+/// resumption by session ID (a per-process cache) and by tickets whose key rotates. Also
+/// returns notes for the operator: OCSP responses that were not stapled, and why.
+pub fn server_config(files: &[CertFiles<'_>]) -> Result<(Arc<ServerConfig>, Vec<String>), String> {
+    if files.is_empty() {
         return Err("--tls-listen needs --tls-cert and --tls-key".into());
     }
-    let identities = pairs
+    let (now, mut notes) = (SystemTime::now(), Vec::new());
+    let identities = files
         .iter()
-        .map(|(cert, key)| identity(cert, key))
+        .map(|f| identity(*f, now, &mut notes))
         .collect::<Result<Vec<_>, _>>()?;
     let mut config = ServerConfig::builder_with_provider(Arc::new(crypto()))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -107,5 +133,5 @@ pub fn server_config(pairs: &[(&Path, &Path)]) -> Result<Arc<ServerConfig>, Stri
         .with_cert_resolver(Arc::new(Sni { identities }));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     config.ticketer = provider::Ticketer::new().map_err(|e| format!("TLS tickets: {e}"))?;
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), notes))
 }

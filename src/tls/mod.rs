@@ -9,9 +9,10 @@
 //! encrypted a few records at a time.
 
 mod certs;
+mod ocsp;
 mod stream;
 
-pub use certs::server_config;
+pub use certs::{server_config, CertFiles};
 pub use stream::{Fatal, Tls, CHUNK};
 
 #[cfg(test)]
@@ -47,17 +48,26 @@ pub(crate) mod tests {
         (cert, key)
     }
 
+    /// A certificate and key without OCSP.
+    pub fn files<'a>(cert: &'a Path, key: &'a Path) -> super::CertFiles<'a> {
+        super::CertFiles {
+            cert,
+            key,
+            ocsp: None,
+        }
+    }
+
     #[test]
     fn a_key_that_does_not_match_its_certificate_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let (cert_a, _) = self_signed(dir.path(), "a.test");
         let (_, key_b) = self_signed(dir.path(), "b.test");
-        let err = super::server_config(&[(&cert_a, &key_b)]).unwrap_err();
+        let err = super::server_config(&[files(&cert_a, &key_b)]).unwrap_err();
         assert!(err.contains("does not match"), "{err}");
         let (cert, key) = self_signed(dir.path(), "c.test");
-        assert!(super::server_config(&[(&cert, &key)]).is_ok());
+        assert!(super::server_config(&[files(&cert, &key)]).is_ok());
         let missing = dir.path().join("missing.pem");
-        let err = super::server_config(&[(&missing, &key)]).unwrap_err();
+        let err = super::server_config(&[files(&missing, &key)]).unwrap_err();
         assert!(err.starts_with("--tls-cert"), "{err}");
     }
 }

@@ -93,7 +93,8 @@ mod tests {
     fn garbage_is_fatal_and_answered_with_an_alert() {
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = crate::tls::tests::self_signed(dir.path(), "localhost");
-        let config = crate::tls::server_config(&[(&cert, &key)]).unwrap();
+        let files = crate::tls::tests::files(&cert, &key);
+        let (config, _) = crate::tls::server_config(&[files]).unwrap();
         let mut tls = Tls::new(&config).unwrap();
         let mut plain = Vec::new();
         assert!(tls
