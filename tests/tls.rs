@@ -397,7 +397,7 @@ fn old_protocols_and_weak_suites_refused(backend: Backend) {
 
 fn garbage_is_refused_with_an_alert(backend: Backend) {
     let (corpus, pki) = (Corpus::new(), Pki::new());
-    let (_server, addr) = start(backend, corpus.root(), &pki, &[]);
+    let (server, addr) = start(backend, corpus.root(), &pki, &["--admin", "127.0.0.1:0"]);
     let mut conn = Conn::connect(addr);
     conn.send(get("/"));
     let answer = conn.read_until_closed();
@@ -406,6 +406,19 @@ fn garbage_is_refused_with_an_alert(backend: Backend) {
         Some(&0x15),
         "a TLS alert record: {answer:?}"
     );
+    let mut ok = Conn::connect_tls(addr, "localhost", &pki.client());
+    assert_eq!(ok.roundtrip(&get(&format!("/{ONE}"))).status, 200);
+    // Both handshakes are counted, by outcome.
+    let admin = server.wait_line("ringserve: admin listening on ");
+    let admin = admin.trim().parse().expect("admin address");
+    let metrics = Conn::connect(admin).roundtrip(&get("/metrics"));
+    let text = String::from_utf8_lossy(&metrics.body);
+    for line in [
+        "ringserve_tls_handshakes_total{outcome=\"done\"} 1",
+        "ringserve_tls_handshakes_total{outcome=\"failed\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+    }
 }
 
 fn a_silent_client_is_cut_off(backend: Backend) {

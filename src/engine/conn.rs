@@ -269,7 +269,12 @@ impl Conn {
         };
         let mut plain = std::mem::take(&mut w.tls_plain);
         plain.clear();
-        let next = match tls.receive(data, &mut plain) {
+        let handshaking = tls.is_handshaking();
+        let received = tls.receive(data, &mut plain);
+        if handshaking && (received.is_err() || !tls.is_handshaking()) {
+            w.metrics.tls_handshake(received.is_ok());
+        }
+        let next = match received {
             // The alert rustls queued goes out with the close.
             Err(_) => Next::Close,
             Ok(()) if plain.is_empty() => self.waiting(),

@@ -123,6 +123,8 @@ pub struct WorkerMetrics {
     pub(super) cache_hits: AtomicU64,
     pub(super) cache_misses: AtomicU64,
     pub(super) pipes_in_use: AtomicU64,
+    /// TLS handshakes completed, and failed (a protocol error from the client).
+    pub(super) tls_handshakes: [AtomicU64; 2],
     pub(super) backend: OnceLock<&'static str>,
     pub(super) top: Published,
 }
@@ -172,6 +174,12 @@ impl WorkerMetrics {
     #[inline]
     pub fn bytes(&self, kind: BodyKind, n: u64) {
         add(&self.bytes[kind as usize], n);
+    }
+
+    /// A TLS handshake ended: completed (`ok`) or failed.
+    #[inline]
+    pub fn tls_handshake(&self, ok: bool) {
+        add(&self.tls_handshakes[usize::from(!ok)], 1);
     }
 
     /// A connection was accepted.

@@ -47,6 +47,15 @@ pub fn render(workers: &[WorkerMetrics], draining: bool, out: &mut String) {
     e.family("connections_total", "counter", help);
     e.sample(&[], sum(&|w| read(&w.conns_opened)));
 
+    let help = "TLS handshakes, by outcome (failed: a protocol error from the client).";
+    e.family("tls_handshakes_total", "counter", help);
+    for (i, outcome) in ["done", "failed"].into_iter().enumerate() {
+        e.sample(
+            &[("outcome", outcome)],
+            sum(&|w| read(&w.tls_handshakes[i])),
+        );
+    }
+
     let help = "Connections or requests turned away, by reason.";
     e.family("rejected_total", "counter", help);
     for reason in Reject::ALL {

@@ -111,6 +111,8 @@ fn busy_workers() -> Arc<[WorkerMetrics]> {
         w.loop_turn(3);
         w.cache_totals(1, 1);
         w.pipes_in_use(2);
+        w.tls_handshake(true);
+        w.tls_handshake(i == 0);
     }
     all
 }
@@ -137,6 +139,8 @@ fn render_is_valid_exposition() {
         "ringserve_submissions_total{worker=\"0\"} 3",
         "ringserve_open_file_cache_lookups_total{result=\"miss\"} 2",
         "ringserve_pipes_in_use 4",
+        "ringserve_tls_handshakes_total{outcome=\"done\"} 3",
+        "ringserve_tls_handshakes_total{outcome=\"failed\"} 1",
         "ringserve_backend_info{worker=\"0\",backend=\"uring\"} 1",
         "ringserve_backend_info{worker=\"1\",backend=\"epoll\"} 1",
         "ringserve_draining 1",
