@@ -91,6 +91,8 @@ pub struct Worker {
     tls_plain: Vec<u8>,
     /// File bytes on their way to being encrypted (reused; sized on first use).
     pub(super) tls_buf: Vec<u8>,
+    /// This worker's TLS settings (its own session cache), from the configuration's.
+    pub(super) tls: Option<Arc<rustls::ServerConfig>>,
     out_pool: OutPool,
 }
 
@@ -107,6 +109,7 @@ impl Worker {
         date.update(std::time::SystemTime::now());
         let pipes = PipePool::new(metrics.clone());
         let prebuilt = Prebuilt::new(Instant::now(), config.workers, sys::fd_limit());
+        let tls = config.tls.as_ref().map(crate::tls::per_worker);
         Worker {
             handler,
             config,
@@ -124,6 +127,7 @@ impl Worker {
             out_pool: OutPool::default(),
             tls_plain: Vec::new(),
             tls_buf: Vec::new(),
+            tls,
         }
     }
 
@@ -193,7 +197,7 @@ impl Conn {
     /// (one syscall), which the access log and the per-client policies need; `tls`: it came
     /// from an HTTPS listener.
     pub fn new(sock: OwnedFd, want_peer: bool, tls: bool, w: &Worker) -> Option<Conn> {
-        let tls = match (tls, &w.config.tls) {
+        let tls = match (tls, &w.tls) {
             (false, _) => None,
             (true, Some(config)) => Some(Box::new(Tls::new(config).ok()?)),
             (true, None) => return None,

@@ -66,6 +66,7 @@ impl Update {
             }
         }
         w.policy.reload(c.policy.clone(), self.shared.clone());
+        w.tls = c.tls.as_ref().map(crate::tls::per_worker);
         w.config = Arc::clone(c);
     }
 }

@@ -135,3 +135,15 @@ pub fn server_config(files: &[CertFiles<'_>]) -> Result<(Arc<ServerConfig>, Vec<
     config.ticketer = provider::Ticketer::new().map_err(|e| format!("TLS tickets: {e}"))?;
     Ok((Arc::new(config), notes))
 }
+
+/// Most sessions a worker remembers for resumption by session ID (TLS 1.2); tickets, whose key
+/// all workers share, resume wherever the connection lands.
+const SESSIONS_PER_WORKER: usize = 4096;
+
+/// A worker's own copy of `shared`: the same certificates and ticket key, with a session cache
+/// of its own, so no lock is shared between workers on a handshake.
+pub fn per_worker(shared: &Arc<ServerConfig>) -> Arc<ServerConfig> {
+    let mut config = ServerConfig::clone(shared);
+    config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSIONS_PER_WORKER);
+    Arc::new(config)
+}

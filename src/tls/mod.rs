@@ -12,7 +12,7 @@ mod certs;
 mod ocsp;
 mod stream;
 
-pub use certs::{server_config, CertFiles};
+pub use certs::{per_worker, server_config, CertFiles};
 pub use stream::{Fatal, Tls, CHUNK};
 
 #[cfg(test)]
