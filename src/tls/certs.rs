@@ -115,7 +115,7 @@ fn identity(
 
 /// The server's TLS settings for the certificates `files` (the first is the default): TLS 1.2
 /// and 1.3 with ECDHE and AEAD suites only (rustls offers nothing else), ALPN `http/1.1`,
-/// resumption by session ID (a per-process cache) and by tickets whose key rotates. Also
+/// resumption by tickets whose key rotates (and by session ID: see [`per_worker`]). Also
 /// returns notes for the operator: OCSP responses that were not stapled, and why.
 pub fn server_config(files: &[CertFiles<'_>]) -> Result<(Arc<ServerConfig>, Vec<String>), String> {
     if files.is_empty() {
