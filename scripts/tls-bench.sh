@@ -131,19 +131,7 @@ run() {    # run SERVER: one measured run, one line of output
     kill "$SERVER"
     wait "$SERVER" 2>/dev/null || true
     SERVER=""
-    python3 - "$name" "$t0" "$t1" "$TICKS" "$DURATION" "$out" <<'PY'
-import re, sys
-name, t0, t1, ticks, dur, out = sys.argv[1:]
-cpu_us = (float(t1) - float(t0)) / float(ticks) * 1e6
-m = re.search(r"(\d+) requests in [\d.]+\w+, ([\d.]+)(\w+) read", out)
-if not m:
-    sys.exit(f"tls-bench: wrk said: {out}")
-units = {"B": 1, "KB": 2**10, "MB": 2**20, "GB": 2**30, "TB": 2**40}
-reqs, mib = int(m[1]), float(m[2]) * units[m[3]] / 2**20
-per_req = f"{cpu_us / reqs:9.2f} µs/req" if reqs else "       – µs/req"
-print(f"{per_req}  {cpu_us / mib:8.1f} µs/MiB  {reqs / float(dur):9.0f} req/s  "
-      f"{mib / float(dur):8.1f} MiB/s  {name}")
-PY
+    python3 "$(dirname "$0")/bench/wrk-cost.py" --throughput "$name" "$t0" "$t1" "$TICKS" "$DURATION" "$out"
 }
 
 for ((r = 1; r <= ROUNDS; r++)); do

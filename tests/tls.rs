@@ -302,14 +302,11 @@ fn conditional_requests(backend: Backend) {
 /// The subject `openssl s_client` sees when connecting to `addr` with SNI `name` (none for
 /// `None`).
 fn served_subject(addr: std::net::SocketAddr, name: Option<&str>) -> String {
-    let mut cmd = Command::new("openssl");
-    cmd.args(["s_client", "-connect", &addr.to_string()]);
-    match name {
-        Some(name) => cmd.args(["-servername", name]),
-        None => cmd.arg("-noservername"),
+    let sni = match name {
+        Some(name) => vec!["-servername", name],
+        None => vec!["-noservername"],
     };
-    let out = run_with_no_input(cmd);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (_, text) = s_client(addr, &sni);
     text.lines()
         .find_map(|l| l.strip_prefix("subject="))
         .unwrap_or_else(|| panic!("no subject in s_client output: {text}"))
@@ -360,20 +357,23 @@ fn curl_gets_exact_bytes(backend: Backend) {
     assert!(got == corpus.read(BIG), "curl got other bytes");
 }
 
+/// Runs `openssl s_client` against `addr` with `args` and no input; returns whether it exited
+/// well and what it printed.
+fn s_client(addr: std::net::SocketAddr, args: &[&str]) -> (bool, String) {
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_client", "-connect", &addr.to_string()])
+        .args(args);
+    let out = run_with_no_input(cmd);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 /// Whether `openssl s_client` with `args` completes a handshake with `addr`.
 fn handshake(addr: std::net::SocketAddr, args: &[&str]) -> bool {
-    let mut cmd = Command::new("openssl");
-    cmd.args([
-        "s_client",
-        "-connect",
-        &addr.to_string(),
-        "-servername",
-        "localhost",
-    ])
-    .args(args);
-    let out = run_with_no_input(cmd);
-    let text = String::from_utf8_lossy(&out.stdout);
-    out.status.success() && !text.contains("Cipher is (NONE)")
+    let (ok, text) = s_client(addr, &[&["-servername", "localhost"][..], args].concat());
+    ok && !text.contains("Cipher is (NONE)")
 }
 
 fn old_protocols_and_weak_suites_refused(backend: Backend) {
@@ -537,17 +537,7 @@ fn a_client_vanishing_mid_body_leaves_the_server_serving(backend: Backend) {
 
 /// What `openssl s_client -status` reports about a staple when connecting as `name`.
 fn staple(addr: std::net::SocketAddr, name: &str) -> String {
-    let mut cmd = Command::new("openssl");
-    cmd.args([
-        "s_client",
-        "-connect",
-        &addr.to_string(),
-        "-servername",
-        name,
-        "-status",
-    ]);
-    let out = run_with_no_input(cmd);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (_, text) = s_client(addr, &["-servername", name, "-status"]);
     let line = text
         .lines()
         .find(|l| l.starts_with("OCSP response: no") || l.contains("OCSP Response Status:"));
