@@ -25,6 +25,7 @@ backend_tests!(
     get_body_drained,
     get_body_drained_across_writes,
     absolute_form_served,
+    malformed_host_400,
 );
 
 /// Sends `raw` on a new connection; asserts the answer is `status`, and that nothing follows
@@ -264,4 +265,29 @@ fn absolute_form_served(backend: Backend) {
         resp.status == 200 && resp.body == corpus.read("dir/inner.txt"),
         "{resp:?}"
     );
+}
+
+fn malformed_host_400(backend: Backend) {
+    for host in [
+        "[::1",
+        "[zz]",
+        "localhost:8x",
+        "localhost:99999",
+        "a:b:c",
+        "%zz",
+    ] {
+        let raw = format!("GET /{ONE} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        expect_error_and_close(backend, raw.as_bytes(), 400);
+    }
+    expect_error_and_close(
+        backend,
+        b"GET http://[::1/x HTTP/1.1\r\nHost: a\r\n\r\n",
+        400,
+    );
+    let corpus = Corpus::new();
+    let server = Server::start(backend, corpus.root(), &[]);
+    for host in ["[::1]:8080", "127.0.0.1", "localhost:"] {
+        let raw = format!("GET /{ONE} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        assert_eq!(server.fetch(&raw).status, 200, "{host}");
+    }
 }

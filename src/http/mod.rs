@@ -13,6 +13,7 @@ pub mod disposition;
 pub mod escape;
 pub mod h1;
 pub mod head;
+pub mod host;
 pub mod multipart;
 pub mod negotiate;
 pub mod path;

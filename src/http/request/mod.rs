@@ -277,11 +277,9 @@ fn strip_prefix_ignore_case<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> 
     head.eq_ignore_ascii_case(prefix).then_some(rest)
 }
 
-/// Whether `host` is a plausible `uri-host [":" port]` (RFC 3986 reg-name, IPv4 or
-/// bracketed IPv6 characters); userinfo (`@`), paths and whitespace are rejected.
+/// Whether `host` is a `uri-host [":" port]` (see [`super::host`]).
 fn valid_host(host: &[u8]) -> bool {
-    host.iter()
-        .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:%[]".contains(&b))
+    super::host::parse(host).is_some()
 }
 
 /// Header fields the parser acts on.

@@ -294,6 +294,14 @@ fn host_rules() {
         invalid(b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"),
         Status::BadRequest
     );
+    for bad in ["[::1", "[zz]:80", "a:8x", "a:99999", "a:b:c", "%zz"] {
+        let head = format!("GET / HTTP/1.1\r\nHost: {bad}\r\n\r\n");
+        assert_eq!(invalid(head.as_bytes()), Status::BadRequest, "{bad}");
+    }
+    assert_eq!(
+        ok("GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n").host,
+        Some(&b"[::1]:80"[..])
+    );
     assert_eq!(
         ok("GET / HTTP/1.1\r\nHOST:   a:8080  \r\n\r\n").host,
         Some(&b"a:8080"[..])

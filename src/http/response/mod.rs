@@ -322,9 +322,8 @@ pub fn redirect(
 
 /// Answers a plain-HTTP request with 301 to the same target over HTTPS (`--redirect-https`):
 /// `https://`, the `host` the client asked for without its port, `:port` unless it is 443,
-/// then the target as sent. A missing or malformed host (anything but a DNS name, an IPv4
-/// address or a bracketed IPv6 literal, with an optional port) is answered 400, so the
-/// `Location` can only name the host the client itself used.
+/// then the target as sent. A missing or malformed host (see [`super::host`]) is answered
+/// 400, so the `Location` can only name the host the client itself used.
 #[allow(clippy::too_many_arguments)] // the fields of the redirect and the usual four
 pub fn to_https(
     host: Option<&[u8]>,
@@ -336,7 +335,7 @@ pub fn to_https(
     out: &mut Vec<u8>,
     chunks: &mut Vec<Chunk>,
 ) -> Planned {
-    let Some(name) = host.and_then(host_name) else {
+    let Some(name) = host.and_then(super::host::parse).map(|a| a.host) else {
         return error(Status::BadRequest, head_only, false, cx, out, chunks);
     };
     page(
@@ -357,30 +356,6 @@ pub fn to_https(
             out.extend_from_slice(b"\r\n");
         },
     )
-}
-
-/// The host part of a `Host` value (`name`, `name:port`, `[v6]`, `[v6]:port`), if it is well
-/// formed.
-fn host_name(host: &[u8]) -> Option<&[u8]> {
-    let (name, rest) = if host.first() == Some(&b'[') {
-        let end = memchr::memchr(b']', host)?;
-        let inside = &host[1..end];
-        let v6 = |b: &u8| b.is_ascii_hexdigit() || *b == b':' || *b == b'.';
-        (!inside.is_empty() && inside.iter().all(v6)).then_some(())?;
-        (&host[..=end], &host[end + 1..])
-    } else {
-        let end = memchr::memchr(b':', host).unwrap_or(host.len());
-        let dns = |b: &u8| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'.';
-        let name = &host[..end];
-        (!name.is_empty() && name.iter().all(dns)).then_some(())?;
-        (name, &host[end..])
-    };
-    let port_ok = match rest.split_first() {
-        None => true,
-        Some((b':', digits)) => !digits.is_empty() && digits.iter().all(u8::is_ascii_digit),
-        Some(_) => false,
-    };
-    port_ok.then_some(name)
 }
 
 /// Answers OPTIONS (for any target, including `*`) with 204 and `Allow`; `extra` appends
