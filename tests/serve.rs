@@ -17,6 +17,7 @@ backend_tests!(
     keepalive_many_requests,
     http10_closes_by_default,
     http10_keepalive_on_request,
+    later_minor_version_served_as_http11,
     connection_close_honoured,
     last_response_carries_the_fin,
     close_with_input_unread_lingers,
@@ -216,6 +217,19 @@ fn http10_closes_by_default(backend: Backend) {
     check_file_response(&resp, PAGE, &corpus.read(PAGE));
     assert!(!resp.has_token("Connection", "keep-alive"), "{resp:?}");
     assert!(conn.read_until_closed().is_empty());
+}
+
+fn later_minor_version_served_as_http11(backend: Backend) {
+    let corpus = Corpus::new();
+    let server = Server::start(backend, corpus.root(), &[]);
+    let mut conn = server.connect();
+    for _ in 0..2 {
+        conn.send(format!("GET /{PAGE} HTTP/1.7\r\nHost: localhost\r\n\r\n"));
+        let resp = conn.read_response(false);
+        assert_eq!(resp.version, "HTTP/1.1");
+        check_file_response(&resp, PAGE, &corpus.read(PAGE));
+        assert!(!resp.closes(), "kept alive as HTTP/1.1: {resp:?}");
+    }
 }
 
 fn http10_keepalive_on_request(backend: Backend) {

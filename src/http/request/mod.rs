@@ -124,10 +124,15 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parse<'a> {
         Err(httparse::Error::TooManyHeaders) => {
             return Parse::Invalid(Status::HeaderFieldsTooLarge)
         }
-        Err(httparse::Error::Version) => match version_error(window) {
-            Some(status) => return Parse::Invalid(status),
-            None => return partial(window, limits),
-        },
+        Err(httparse::Error::Version) => {
+            if let Some(parsed) = parse_later_minor(window, limits) {
+                return parsed;
+            }
+            match version_error(window) {
+                Some(status) => return Parse::Invalid(status),
+                None => return partial(window, limits),
+            }
+        }
         Err(_) => return Parse::Invalid(Status::BadRequest),
     };
     let (Some(method_raw), Some(target_raw), Some(minor)) = (raw.method, raw.path, raw.version)
@@ -139,6 +144,71 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parse<'a> {
     } else {
         Version::Http11
     };
+    build(
+        method_raw,
+        target_raw,
+        version,
+        raw.headers,
+        head_len,
+        limits,
+    )
+}
+
+/// Parses a head whose request line says `HTTP/1.D` with D from 2 to 9, which httparse
+/// refuses: RFC 9110 §2.5 has a server process a higher minor version as the highest it
+/// implements, so it is read as HTTP/1.1. `None` when the line is not of that form.
+fn parse_later_minor<'a>(window: &'a [u8], limits: &Limits) -> Option<Parse<'a>> {
+    let start = window.iter().position(|&b| b != b'\r' && b != b'\n')?;
+    let line_end = start + memchr::memchr(b'\n', &window[start..])?;
+    let line = &window[start..line_end];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut parts = line.split(|&b| b == b' ');
+    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+    let later = matches!(
+        version,
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', b'2'..=b'9']
+    );
+    let tchar = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+    let visible = |b: &u8| b.is_ascii_graphic();
+    let well_formed = parts.next().is_none()
+        && !method.is_empty()
+        && method.iter().all(tchar)
+        && !target.is_empty()
+        && target.iter().all(visible);
+    if !(later && well_formed) {
+        return None;
+    }
+    let (method, target) = (
+        std::str::from_utf8(method).ok()?,
+        std::str::from_utf8(target).ok()?,
+    );
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let rest = &window[line_end + 1..];
+    Some(match httparse::parse_headers(rest, &mut headers) {
+        Ok(httparse::Status::Complete((n, headers))) => build(
+            method,
+            target,
+            Version::Http11,
+            headers,
+            line_end + 1 + n,
+            limits,
+        ),
+        Ok(httparse::Status::Partial) => partial(window, limits),
+        Err(httparse::Error::TooManyHeaders) => Parse::Invalid(Status::HeaderFieldsTooLarge),
+        Err(_) => Parse::Invalid(Status::BadRequest),
+    })
+}
+
+/// Builds the request from its parsed request line and header fields, checking what framing
+/// and the server need (see [`parse`]).
+fn build<'a>(
+    method_raw: &'a str,
+    target_raw: &'a str,
+    version: Version,
+    headers: &[httparse::Header<'a>],
+    head_len: usize,
+    limits: &Limits,
+) -> Parse<'a> {
     let target_raw = target_raw.as_bytes();
     if target_raw.len() > MAX_TARGET {
         return Parse::Invalid(Status::UriTooLong);
@@ -147,7 +217,7 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parse<'a> {
         return Parse::Invalid(Status::BadRequest);
     };
 
-    let f = Fields::scan(raw.headers);
+    let f = Fields::scan(headers);
 
     // RFC 9112 §3.2: exactly one valid Host in HTTP/1.1, at most one in HTTP/1.0.
     if f.host.repeated

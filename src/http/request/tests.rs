@@ -214,7 +214,6 @@ fn other_major_versions_get_505() {
         &b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"[..],
         b"GET / HTTP/3.0\r\n\r\n",
         b"GET / HTTP/0.9\r\n\r\n",
-        b"GET / HTTP/1.2\r\n\r\n",
         b"GET / HTTP/9.9\n\n",
         b"\r\nGET / HTTP/2.0\r\n\r\n",
         b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
@@ -520,4 +519,26 @@ proptest! {
         let _ = parse(bytes, &limits());
         let _ = parse(&bytes[..cut.index(bytes.len() + 1)], &limits());
     }
+}
+
+#[test]
+fn later_minor_versions_are_read_as_1_1() {
+    let head = "\r\nGET /x?y HTTP/1.2\r\nHost: a\r\nRange: bytes=0-1\r\n\r\nGET";
+    let req = ok(head);
+    assert_eq!(req.version, Version::Http11);
+    assert_eq!((req.method, req.target), (Method::Get, &b"/x?y"[..]));
+    assert_eq!(req.range, Some(&b"bytes=0-1"[..]));
+    assert!(req.keep_alive);
+    assert_eq!(req.head_len, head.len() - 3);
+    assert!(!ok("HEAD / HTTP/1.9\r\nHost: a\r\nConnection: close\r\n\r\n").keep_alive);
+    // Read as HTTP/1.1, so Host is required.
+    assert_eq!(invalid(b"GET / HTTP/1.2\r\n\r\n"), Status::BadRequest);
+    assert_eq!(
+        invalid(b"GET / x HTTP/1.2\r\nHost: a\r\n\r\n"),
+        Status::BadRequest
+    );
+    assert!(matches!(
+        parse(b"GET / HTTP/1.2\r\nHost: a\r\n", &limits()),
+        Parse::Partial
+    ));
 }
