@@ -27,6 +27,7 @@ backend_tests!(
     sessions_resume,
     a_client_vanishing_mid_body_leaves_the_server_serving,
     ocsp_stapled_when_it_holds,
+    aria2c_splits_a_download_over_https,
 );
 
 /// A test CA and two server certificates it signed, for `localhost` and `other.test`.
@@ -570,4 +571,25 @@ fn ocsp_stapled_when_it_holds(backend: Backend) {
         staple(addr, "other.test"),
         "OCSP response: no response sent"
     );
+}
+
+fn aria2c_splits_a_download_over_https(backend: Backend) {
+    if Command::new("aria2c").arg("--version").output().is_err() {
+        eprintln!("aria2c is not installed: test skipped (.ci/run installs it)");
+        return;
+    }
+    let (corpus, pki) = (Corpus::new(), Pki::new());
+    let (_server, addr) = start(backend, corpus.root(), &pki, &[]);
+    let url = format!("https://localhost:{}/{BIG}", addr.port());
+    let mut cmd = Command::new("aria2c");
+    cmd.args(["-q", "-x8", "-s8", "-k1M", "--allow-overwrite=true"])
+        .arg(format!("--ca-certificate={}", pki.path("ca.pem").display()))
+        .arg("--async-dns=false")
+        .arg("-d")
+        .arg(pki.path(""))
+        .arg(&url);
+    let out = run_with_no_input(cmd);
+    assert!(out.status.success(), "aria2c: {out:?}");
+    let got = std::fs::read(pki.path(BIG)).expect("read the download");
+    assert!(got == corpus.read(BIG), "aria2c got other bytes");
 }
