@@ -4,10 +4,10 @@
 //! sent, and carries out what its sans-I/O HTTP/1 [`Session`] decides. The backend feeds it
 //! received bytes ([`Conn::on_input`]), tells it when its socket is writable again
 //! ([`Conn::on_writable`]) or its deadline has passed ([`Conn::on_deadline`]); the session
-//! asks back, through [`Host`], for a response to each request (planned by the handler under
-//! the policies) and for that response to be sent: inline with non-blocking `send` (heads) and
-//! `sendfile` or `splice` (file bytes, which never enter user space), or `tee` and `splice`
-//! from a prebuilt copy. What it needs next — more input, writability, its deadline, a staged
+//! asks back, through its host (`exchange`), for a response to each request (planned by the
+//! handler under the policies) and for that response to be sent: inline with non-blocking
+//! `send` (heads) and `sendfile` or `splice` (file bytes, which never enter user space), `tee`
+//! and `splice` from a prebuilt copy, or encrypted into TLS records on an HTTPS connection. What it needs next — more input, writability, its deadline, a staged
 //! close, or to be closed — goes back to the backend as a [`Next`], which arranges it in its
 //! own way (a multishot recv and `POLL_ADD` on the ring, edge-triggered interest on epoll).
 //!
@@ -19,24 +19,23 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Instant, UNIX_EPOCH};
 
 use crate::config::Config;
 use crate::http::date::DateCache;
-use crate::http::h1::{Action, Cx, Flush, Host, Reply, Session, Settings};
-use crate::http::response::{self, Context};
-use crate::http::{Method, Request, Status};
+use crate::http::h1::{Action, Cx, Session, Settings};
 use crate::metrics::{Reject, TopFiles, WorkerHandle};
-use crate::policy::{Admission, ConnPermit, Grant, Policy, Refusal};
-use crate::serve::{Handler, Response, Scratch};
+use crate::policy::{Admission, ConnPermit, Policy};
+use crate::serve::{Handler, Scratch};
 use crate::tls::Tls;
 
+use super::exchange::{finish, Exchange};
 use super::out_pool::{Out, OutPool};
 use super::pipes::{Pipe, PipePool};
 use super::prebuilt::Prebuilt;
-use super::send::{response_len, send, Progress, Tail};
+use super::send::Tail;
 use super::timer::Deadline;
 use crate::metrics::access_log::AccessLog;
 use crate::sys;
@@ -77,12 +76,13 @@ pub struct Worker {
     /// Pacing and protection.
     pub policy: Policy,
     /// Wall-clock time of the current loop turn in Unix seconds (for signed-link expiry).
-    unix_now: u64,
+    pub(super) unix_now: u64,
     /// This worker's counters (read by the admin listener).
     pub metrics: WorkerHandle,
     /// Most downloaded files, published to `metrics` once a second.
-    top: TopFiles,
-    scratch: Scratch,
+    pub(super) top: TopFiles,
+    /// The handler's reusable buffers.
+    pub(super) scratch: Scratch,
     /// Pipes lent to connections on the splice and prebuilt paths.
     pub(super) pipes: PipePool,
     /// Prebuilt copies of hot small responses.
@@ -93,7 +93,8 @@ pub struct Worker {
     pub(super) tls_buf: Vec<u8>,
     /// This worker's TLS settings (its own session cache), from the configuration's.
     pub(super) tls: Option<Arc<rustls::ServerConfig>>,
-    out_pool: OutPool,
+    /// Response states lent to connections while they send.
+    pub(super) out_pool: OutPool,
 }
 
 impl Worker {
@@ -427,185 +428,6 @@ impl Conn {
             let _ = super::tls::write_records(tls, self.sock.as_fd());
         }
     }
-}
-
-/// The session's host on a real connection: plans responses with the worker's handler and
-/// policies, and sends them on the socket.
-struct Exchange<'a> {
-    sock: BorrowedFd<'a>,
-    peer: IpAddr,
-    /// The client is within `--max-conns-per-ip`.
-    permit: bool,
-    out: &'a mut Option<Box<Out>>,
-    pipe: &'a mut Option<Pipe>,
-    tail: &'a mut Tail,
-    /// The TLS state of an HTTPS connection: responses are encrypted through it.
-    tls: Option<&'a mut Tls>,
-    w: &'a mut Worker,
-}
-
-impl Host for Exchange<'_> {
-    fn respond(&mut self, req: &Request<'_>, keep_alive: bool) -> Reply {
-        let checked = self.check(req);
-        let w = &mut *self.w;
-        let out = self.out.get_or_insert_with(|| w.out_pool.take());
-        let secure = self.tls.is_some();
-        let cx = Context {
-            date: w.date.get(),
-            limits: &w.config.limits,
-            keep_alive,
-            server: b"ringserve",
-            hsts: w.config.hsts.as_deref().filter(|_| secure),
-        };
-        let redirect = w.config.redirect_https.filter(|_| !secure);
-        let resp = match (checked, redirect) {
-            (Ok(_), Some(port)) => Response {
-                planned: response::to_https(
-                    req.host,
-                    port,
-                    req.target_raw,
-                    req.method == Method::Head,
-                    keep_alive,
-                    &cx,
-                    &mut out.bytes,
-                    &mut out.chunks,
-                ),
-                file: None,
-                version: None,
-            },
-            (Ok(grant), None) => {
-                let resp = w.handler.respond(
-                    req,
-                    &cx,
-                    w.now,
-                    &mut w.scratch,
-                    &mut out.bytes,
-                    &mut out.chunks,
-                );
-                if resp.file.is_some() {
-                    out.pacing = w.policy.pacing(grant, w.now);
-                }
-                resp
-            }
-            (Err((status, retry_after)), _) => Response {
-                planned: response::refuse(
-                    status,
-                    retry_after,
-                    req.method == Method::Head,
-                    keep_alive && req.keep_alive && self.permit,
-                    &cx,
-                    &mut out.bytes,
-                    &mut out.chunks,
-                ),
-                file: None,
-                version: None,
-            },
-        };
-        w.log.stage(
-            &mut out.record,
-            Some(req),
-            resp.planned.status,
-            (response_len(&out.chunks), resp.planned.body_len),
-            w.now,
-        );
-        let status = resp.planned.status;
-        let download = matches!(status, Status::Ok | Status::PartialContent);
-        if req.method == Method::Get && download {
-            w.top.record(req.target);
-        }
-        (out.method, out.status, out.started) = (req.method, status, Some(w.now));
-        (out.file, out.version) = (resp.file, resp.version);
-        Reply {
-            keep_alive: resp.planned.keep_alive,
-            paced: out.pacing.is_some(),
-        }
-    }
-
-    fn reject(&mut self, status: Status) {
-        let w = &mut *self.w;
-        let out = self.out.get_or_insert_with(|| w.out_pool.take());
-        let cx = Context {
-            date: w.date.get(),
-            limits: &w.config.limits,
-            keep_alive: false,
-            server: b"ringserve",
-            hsts: w.config.hsts.as_deref().filter(|_| self.tls.is_some()),
-        };
-        let planned = response::error(status, false, false, &cx, &mut out.bytes, &mut out.chunks);
-        let lens = (response_len(&out.chunks), planned.body_len);
-        w.log
-            .stage(&mut out.record, None, planned.status, lens, w.now);
-        (out.method, out.status, out.started) = (Method::Other, planned.status, Some(w.now));
-    }
-
-    fn flush(&mut self, hold_tail: bool) -> Flush {
-        let Some(out) = self.out.as_deref_mut() else {
-            return Flush::Done;
-        };
-        let sent = match self.tls.as_deref_mut() {
-            Some(tls) => super::tls::send(out, self.sock, tls, self.w),
-            None => {
-                if hold_tail && *self.tail == Tail::Sent {
-                    *self.tail = Tail::More;
-                }
-                send(out, self.sock, self.pipe, self.tail, self.w)
-            }
-        };
-        match sent {
-            Ok(Progress::Done) => {}
-            Ok(Progress::Blocked) => return Flush::Blocked,
-            Ok(Progress::Paced(until)) => return Flush::Paced(until),
-            Err(_) => return Flush::Failed,
-        }
-        if let Some(out) = self.out.take() {
-            finish(out, self.peer, self.w, true);
-        }
-        Flush::Done
-    }
-}
-
-impl Exchange<'_> {
-    /// Applies the request policies: the connection cap of its client, its request rate,
-    /// signed links. Refusals are counted and returned as the status (and `Retry-After`) to
-    /// answer with.
-    fn check(&mut self, req: &Request<'_>) -> Result<Grant, (Status, Option<u64>)> {
-        if !self.permit {
-            return Err((Status::ServiceUnavailable, None));
-        }
-        let w = &mut *self.w;
-        let scratch = &mut w.scratch.path;
-        let refusal = match w
-            .policy
-            .on_request(self.peer, req.target, w.now, w.unix_now, scratch)
-        {
-            Ok(grant) => return Ok(grant),
-            Err(refusal) => refusal,
-        };
-        let (reason, status, retry_after) = match refusal {
-            Refusal::RateLimited(secs) => {
-                (Reject::RateLimited, Status::TooManyRequests, Some(secs))
-            }
-            Refusal::Forbidden => (Reject::BadLink, Status::Forbidden, None),
-            Refusal::Expired => (Reject::BadLink, Status::Gone, None),
-        };
-        w.metrics.rejected(reason);
-        Err((status, retry_after))
-    }
-}
-
-/// Ends the response `out`: writes its access-log line with the bytes it got out, counts it
-/// in the metrics if it was `complete`, and gives its state back to the pool.
-fn finish(mut out: Box<Out>, peer: IpAddr, w: &mut Worker, complete: bool) {
-    if out.record.is_staged() {
-        let (done, partial) = out.cursor;
-        let sent = response_len(&out.chunks[..done]) + partial;
-        w.log.write(&mut out.record, peer, sent);
-    }
-    if let (true, Some(started)) = (complete, out.started) {
-        let took = w.now.saturating_duration_since(started);
-        w.metrics.request(out.method, out.status.code(), took);
-    }
-    w.out_pool.give(out);
 }
 
 /// The peer's IP address, unspecified if it cannot be had.

@@ -13,6 +13,7 @@ mod bufring;
 pub mod conn;
 mod conns;
 mod epoll;
+mod exchange;
 mod out_pool;
 mod pipes;
 mod prebuilt;
