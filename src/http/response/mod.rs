@@ -298,26 +298,17 @@ pub fn redirect(
         .iter()
         .position(|&b| b != b'/' && b != b'\\')
         .unwrap_or(path.len());
-    page(
-        Status::MovedPermanently,
-        head_only,
-        Client::explicit(keep_alive),
-        cx,
-        out,
-        chunks,
-        |out| {
-            out.extend_from_slice(b"Location: /");
-            write_uri_bytes(out, &path[skip..]);
-            if skip < path.len() {
-                out.push(b'/');
-            }
-            if let Some(query) = query {
-                out.push(b'?');
-                write_uri_bytes(out, query);
-            }
-            out.extend_from_slice(b"\r\n");
-        },
-    )
+    moved(head_only, keep_alive, cx, out, chunks, |out| {
+        out.push(b'/');
+        write_uri_bytes(out, &path[skip..]);
+        if skip < path.len() {
+            out.push(b'/');
+        }
+        if let Some(query) = query {
+            out.push(b'?');
+            write_uri_bytes(out, query);
+        }
+    })
 }
 
 /// Answers a plain-HTTP request with 301 to the same target over HTTPS (`--redirect-https`):
@@ -338,21 +329,37 @@ pub fn to_https(
     let Some(name) = host.and_then(super::host::parse).map(|a| a.host) else {
         return error(Status::BadRequest, head_only, false, cx, out, chunks);
     };
+    moved(head_only, keep_alive, cx, out, chunks, |out| {
+        out.extend_from_slice(b"https://");
+        out.extend_from_slice(name);
+        if port != 443 {
+            out.push(b':');
+            out.extend_from_slice(itoa::Buffer::new().format(port).as_bytes());
+        }
+        write_uri_bytes(out, target);
+    })
+}
+
+/// A 301 whose `Location` value `location` writes.
+fn moved(
+    head_only: bool,
+    keep_alive: bool,
+    cx: &Context<'_>,
+    out: &mut Vec<u8>,
+    chunks: &mut Vec<Chunk>,
+    location: impl FnOnce(&mut Vec<u8>),
+) -> Planned {
+    let client = Client::explicit(keep_alive);
     page(
         Status::MovedPermanently,
         head_only,
-        Client::explicit(keep_alive),
+        client,
         cx,
         out,
         chunks,
         |out| {
-            out.extend_from_slice(b"Location: https://");
-            out.extend_from_slice(name);
-            if port != 443 {
-                out.push(b':');
-                out.extend_from_slice(itoa::Buffer::new().format(port).as_bytes());
-            }
-            write_uri_bytes(out, target);
+            out.extend_from_slice(b"Location: ");
+            location(out);
             out.extend_from_slice(b"\r\n");
         },
     )
