@@ -32,8 +32,14 @@ impl Tls {
     /// `plain`. An error is fatal: the alert rustls queued is still to be written.
     pub fn receive(&mut self, mut data: &[u8], plain: &mut Vec<u8>) -> Result<(), Fatal> {
         while !data.is_empty() {
-            // A slice never fails to read; rustls takes as much as its buffer has room for.
-            let _ = self.conn.read_tls(&mut data);
+            // rustls takes as much as its buffer has room for, which the drain below keeps
+            // free; it takes nothing once the peer's close_notify has arrived, and then what
+            // follows is dropped.
+            match self.conn.read_tls(&mut data) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(_) => return Err(Fatal(rustls::Error::General("input overflow".into()))),
+            }
             self.conn.process_new_packets().map_err(Fatal)?;
             self.drain_plaintext(plain);
         }
@@ -102,5 +108,113 @@ mod tests {
             .is_err());
         assert!(plain.is_empty());
         assert!(tls.wants_write(), "an alert is queued");
+    }
+
+    /// A client that takes any certificate: these tests are about the stream, not trust.
+    #[derive(Debug)]
+    struct AnyCert;
+
+    impl rustls::client::danger::ServerCertVerifier for AnyCert {
+        fn verify_server_cert(
+            &self,
+            _: &rustls::pki_types::CertificateDer<'_>,
+            _: &[rustls::pki_types::CertificateDer<'_>],
+            _: &rustls::pki_types::ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &rustls::pki_types::CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &rustls::pki_types::CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            vec![rustls::SignatureScheme::ECDSA_NISTP256_SHA256]
+        }
+    }
+
+    /// A server state and a client that have finished their handshake in memory.
+    fn connected() -> (Tls, rustls::ClientConnection) {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = crate::tls::tests::self_signed(dir.path(), "localhost");
+        let files = crate::tls::tests::files(&cert, &key);
+        let (config, _) = crate::tls::server_config(&[files]).unwrap();
+        let mut server = Tls::new(&config).unwrap();
+        #[allow(deprecated)] // the server's provider (see certs.rs)
+        let provider = rustls::crypto::ring::default_provider();
+        let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCert))
+            .with_no_client_auth();
+        let name = "localhost".try_into().unwrap();
+        let mut client = rustls::ClientConnection::new(Arc::new(client_config), name).unwrap();
+        let mut plain = Vec::new();
+        while client.is_handshaking() || server.is_handshaking() {
+            let mut wire = Vec::new();
+            client.write_tls(&mut wire).unwrap();
+            server.receive(&wire, &mut plain).unwrap();
+            let mut back = Vec::new();
+            server.write_records(&mut back).unwrap();
+            client.read_tls(&mut &back[..]).unwrap();
+            client.process_new_packets().unwrap();
+        }
+        (server, client)
+    }
+
+    #[test]
+    fn plaintext_crosses_both_ways() {
+        let (mut server, mut client) = connected();
+        client
+            .writer()
+            .write_all(b"GET / HTTP/1.1\r\n\r\n")
+            .unwrap();
+        let mut wire = Vec::new();
+        client.write_tls(&mut wire).unwrap();
+        let mut plain = Vec::new();
+        server.receive(&wire, &mut plain).unwrap();
+        assert_eq!(plain, b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(server.encrypt(b"HTTP/1.1 200 OK\r\n\r\n"), 19);
+        let mut back = Vec::new();
+        server.write_records(&mut back).unwrap();
+        client.read_tls(&mut &back[..]).unwrap();
+        client.process_new_packets().unwrap();
+        let mut got = vec![0; 19];
+        client.reader().read_exact(&mut got).unwrap();
+        assert_eq!(got, b"HTTP/1.1 200 OK\r\n\r\n");
+    }
+
+    #[test]
+    fn input_after_close_notify_is_dropped_not_looped_on() {
+        let (mut server, mut client) = connected();
+        client.send_close_notify();
+        let mut wire = Vec::new();
+        client.write_tls(&mut wire).unwrap();
+        // More than rustls reads at a time follows the close_notify in the same input: once
+        // it has the close_notify it takes no more, and the rest must be dropped, not retried.
+        for _ in 0..8 {
+            wire.extend_from_slice(&[0x17, 0x03, 0x03, 0x10, 0x00]);
+            wire.extend_from_slice(&[0; 0x1000]);
+        }
+        let mut plain = Vec::new();
+        assert!(server.receive(&wire, &mut plain).is_ok());
+        assert!(plain.is_empty());
     }
 }
