@@ -22,7 +22,7 @@ fi
 
 ALL_SERVERS="ringserve ringserve-epoll ringserve-static nginx lighttpd"
 MUSL_TARGET=x86_64-unknown-linux-musl
-ALL_SCENARIOS="small small-files large range churn idle10k"
+ALL_SCENARIOS="small small-files large range churn idle10k https-small https-large https-churn"
 
 SERVERS="ringserve,nginx,lighttpd"
 SCENARIOS="small,small-files,large,range,churn,idle10k"
@@ -63,6 +63,10 @@ Options:
                         churn        wrk -c64, 'Connection: close', /1k.bin
                         idle10k      RSS of the server idle, then with $IDLE_CONNS idle keep-alive
                                      connections (one run per server, whatever --runs says)
+                        https-small, https-large, https-churn
+                                     small, large and churn over HTTPS (not in the default
+                                     list): every server gets the same ECDSA P-256 certificate,
+                                     TLS 1.2 and 1.3; lighttpd needs lighttpd-mod-openssl
   --duration SEC      seconds per measured run (default 10)
   --warmup SEC        seconds of warm-up before each measured run (default 2; 0 = none)
   --runs N            measured runs per scenario and server; medians are shown (default 3)
@@ -173,6 +177,8 @@ fi
 uses() { [[ ",$SERVERS," == *",$1,"* ]]; }
 uses_ringserve() { uses ringserve || uses ringserve-epoll || uses ringserve-static; }
 has_scenario() { [[ ",$SCENARIOS," == *",$1,"* ]]; }
+has_https() { [[ ",$SCENARIOS," == *",https-"* ]]; }
+TLS=0    # 1 while an https-* scenario runs: the servers then serve HTTPS on their port
 
 # ----------------------------------------------------------------------------- state and cleanup
 
@@ -226,6 +232,10 @@ install_tools() {
     command -v wrk >/dev/null || pkgs+=(wrk)
     if uses nginx; then command -v nginx >/dev/null || pkgs+=(nginx); fi
     if uses lighttpd; then command -v lighttpd >/dev/null || pkgs+=(lighttpd); fi
+    if uses lighttpd && has_https; then
+        [[ -e /usr/lib/lighttpd/mod_openssl.so ]] || pkgs+=(lighttpd-mod-openssl)
+    fi
+    if has_https; then command -v openssl >/dev/null || pkgs+=(openssl); fi
     command -v gnuplot >/dev/null || python3 -c 'import matplotlib' 2>/dev/null || pkgs+=(gnuplot-nox)
     command -v taskset >/dev/null || pkgs+=(util-linux)
     if uses ringserve-static && (( BUILD )); then command -v musl-gcc >/dev/null || pkgs+=(musl-tools); fi
@@ -370,9 +380,12 @@ http {
     uwsgi_temp_path $dir/tmp/uwsgi;
     scgi_temp_path $dir/tmp/scgi;
     server {
-        listen 127.0.0.1:$port;
+        listen 127.0.0.1:$port$( (( TLS )) && echo " ssl");
         server_name localhost;
         root $CORPUS;
+$( (( TLS )) && printf '        %s\n' "ssl_certificate $WORK/tls/cert.pem;" \
+    "ssl_certificate_key $WORK/tls/key.pem;" "ssl_protocols TLSv1.2 TLSv1.3;" \
+    "ssl_session_cache shared:SSL:10m;")
     }
 }
 EOF
@@ -396,6 +409,15 @@ server.max-fds = $NOFILE
 server.max-connections = $((NOFILE / 2))
 mimetype.assign = ( ".bin" => "application/octet-stream" )
 EOF
+    if (( TLS )); then
+        cat >>"$dir/lighttpd.conf" <<EOF
+server.modules += ( "mod_openssl" )
+ssl.engine = "enable"
+ssl.pemfile = "$WORK/tls/cert.pem"
+ssl.privkey = "$WORK/tls/key.pem"
+ssl.openssl.ssl-conf-cmd = ( "MinProtocol" => "TLSv1.2" )
+EOF
+    fi
 }
 
 ringserve_cmd() {    # ringserve_cmd NAME PORT -> SERVER_CMD array
@@ -419,7 +441,12 @@ ringserve_cmd() {    # ringserve_cmd NAME PORT -> SERVER_CMD array
     fi
     local bin=$RINGSERVE_BIN
     [[ $name == ringserve-static ]] && bin=$RINGSERVE_STATIC_BIN
-    SERVER_CMD=("$bin" --root "$CORPUS" --listen "127.0.0.1:$port" --workers 1 --access-log off
+    local listen=(--listen "127.0.0.1:$port")
+    if (( TLS )); then
+        listen=(--listen 127.0.0.1:0 --tls-listen "127.0.0.1:$port"
+                --tls-cert "$WORK/tls/cert.pem" --tls-key "$WORK/tls/key.pem")
+    fi
+    SERVER_CMD=("$bin" --root "$CORPUS" "${listen[@]}" --workers 1 --access-log off
                 ${args[@]+"${args[@]}"})
 }
 
@@ -476,6 +503,7 @@ declare -A CHECKED=()
 sanity_check() {    # once per server and invocation; problems become warnings in the report
     local name=$1
     [[ -n "${SERVER_PID[$name]:-}" && -z "${CHECKED[$name]:-}" ]] || return 0
+    (( TLS )) && return 0    # the helper's check speaks plain HTTP
     CHECKED[$name]=1
     if ! "${HELPER[@]}" check --port "${SERVER_PORT[$name]}" --corpus "$CORPUS" 2>"$WORK/check.err"; then
         cat "$WORK/check.err" >&2
@@ -495,6 +523,7 @@ make_wrk_scripts() {
 
 wrk_args() {    # wrk_args SCENARIO PORT -> WRK_ARGS array (without -d)
     local sc=$1 port=$2 url="http://127.0.0.1:$2"
+    if [[ $sc == https-* ]]; then sc=${sc#https-}; url="https://127.0.0.1:$2"; fi
     case "$sc" in
         small)       WRK_ARGS=(-c64 --timeout 10s -s "$WORK/lua/plain.lua" "$url/1k.bin") ;;
         small-files) WRK_ARGS=(-c64 --timeout 10s -s "$WORK/lua/small-files.lua" "$url/small/0.bin") ;;
@@ -628,6 +657,14 @@ fi
 
 WORK=$(mktemp -d /tmp/ringserve-bench.XXXXXX)
 chmod 755 "$WORK"
+if has_https; then
+    mkdir -p "$WORK/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+        -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" 2>/dev/null \
+        || die "openssl could not make the benchmark certificate"
+    chmod 644 "$WORK/tls/key.pem"
+fi
 : >"$WORK/notes.txt"
 mkdir -p "$OUT_DIR"
 STAMP=$(date +%Y%m%d-%H%M%S)
@@ -663,6 +700,7 @@ say "server CPU $SERVER_CPU, client CPU $CLIENT_CPU; temp dir $WORK"
 
 for sc in "${SCENARIO_LIST[@]}"; do
     say "scenario $sc"
+    if [[ $sc == https-* ]]; then TLS=1; else TLS=0; fi
     start_servers "$sc"
     if [[ $sc == idle10k ]]; then
         for name in "${SERVER_LIST[@]}"; do measure_idle "$name"; done

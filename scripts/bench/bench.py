@@ -30,6 +30,8 @@ import time
 HZ = os.sysconf("SC_CLK_TCK")
 GIB = 1 << 30
 MIB = 1 << 20
+# Scenarios measured per GiB sent rather than per request.
+LARGE = ("large", "https-large")
 
 
 # --------------------------------------------------------------------------- processes
@@ -351,7 +353,7 @@ def cmd_record(a):
     print(json.dumps(rec))
     d = derive(rec)
     if d:
-        if a.scenario == "large":
+        if a.scenario in LARGE:
             human = f"{d['mibs']:,.0f} MiB/s, srv {d['srv_cost']:.3g} s/GiB, proc {d['proc_cost']:.3g} s/GiB"
         else:
             human = f"{d['rps']:,.0f} req/s, srv {d['srv_cost']:.3g} µs/req, proc {d['proc_cost']:.3g} µs/req"
@@ -587,7 +589,7 @@ def derive(rec):
     d["p99"] = rec["lat_p99_us"]
     srv_s = rec["srv_jiffies"] / hz
     proc_s = rec["proc_jiffies"] / hz
-    if rec["scenario"] == "large":
+    if rec["scenario"] in LARGE:
         gib = rec["bytes"] / GIB
         d["srv_cost"] = srv_s / gib if gib else None  # CPU-seconds per GiB
         d["proc_cost"] = proc_s / gib if gib else None
@@ -610,7 +612,8 @@ def derive(rec):
 
 SCENARIO_LABEL = {
     "small": "small", "small-files": "small-files", "large": "large", "range": "range",
-    "churn": "churn", "idle10k": "idle10k",
+    "churn": "churn", "idle10k": "idle10k", "https-small": "https-small",
+    "https-large": "https-large", "https-churn": "https-churn",
 }
 
 
@@ -702,7 +705,7 @@ def cmd_report(a):
     for sc in scenarios:
         if sc == "idle10k":
             continue
-        unit = " s/GiB" if sc == "large" else " µs"
+        unit = " s/GiB" if sc in LARGE else " µs"
         for sv in servers:
             m = cell.get((sc, sv))
             if m is None:
@@ -771,7 +774,7 @@ def cmd_report(a):
         for sv in servers:
             m = cell.get((sc, sv))
             if m and m["runs"]:
-                tu, cu = ("MiB/s", "s/GiB") if sc == "large" else ("req/s", "µs")
+                tu, cu = ("MiB/s", "s/GiB") if sc in LARGE else ("req/s", "µs")
                 parts = []
                 for r in m["runs_detail"]:
                     if r.get("thr") is None or r.get("srv_cost") is None:
