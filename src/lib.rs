@@ -15,6 +15,8 @@
 //! - [`tls`]: HTTPS certificates and one connection's rustls state, sans I/O.
 //! - [`fs`]: maps request targets onto files beneath the served root, race-free, and
 //!   describes them (length, validators, MIME type); the open-file cache; directory reading.
+//! - [`upload`]: resumable uploads (tus 1.0, `PUT` with `Content-Range`): the protocol
+//!   decisions and the crash-safe on-disk store, which the engine feeds request bodies to.
 //! - [`serve`]: the static-file handler joining the two (request in, response plan out), with
 //!   the content options (listings, precompressed sidecars, header rules).
 //! - [`config`] and [`metrics`]: the validated configuration shared by all below, and what the
@@ -38,3 +40,4 @@ pub mod server;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod tls;
+pub mod upload;

@@ -6,8 +6,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The folders of `src/`, lowest first: a folder may use those before it, never those after.
-const LAYERS: [&str; 10] = [
-    "sys", "http", "policy", "tls", "fs", "serve", "config", "metrics", "engine", "server",
+const LAYERS: [&str; 11] = [
+    "sys", "http", "policy", "tls", "fs", "upload", "serve", "config", "metrics", "engine",
+    "server",
 ];
 
 /// Every `.rs` file beneath `dir`.

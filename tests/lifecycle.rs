@@ -93,7 +93,7 @@ fn bad_flag_values_fail(backend: Backend) {
         ["--backend", "bogus"],
         ["--grace", "10x"],
         ["--header-timeout", "soon"],
-        ["--keepalive-timeout", "1h"],
+        ["--keepalive-timeout", "1w"],
         ["--keepalive-requests", "many"],
         ["--max-ranges", "-1"],
         ["--workers", "two"],

@@ -36,6 +36,7 @@ use crate::http::negotiate::Coding;
 use crate::http::Limits;
 use crate::policy::{self, Action as RuleAction, ReqLimit, Rules, Secret, SecureLink};
 use crate::serve::content::Content;
+use crate::upload;
 
 use action::*;
 pub use action::{Action, SignRequest, Sources};
@@ -116,6 +117,8 @@ pub struct Config {
     pub keepalive_timeout: Duration,
     /// Send stall deadline.
     pub send_timeout: Duration,
+    /// Request-body stall deadline.
+    pub body_timeout: Duration,
     /// Lingering close: longest wait between inputs (zero: no lingering).
     pub lingering_timeout: Duration,
     /// Lingering close: longest in all.
@@ -140,11 +143,13 @@ pub struct Config {
     pub access_log_format: LogFormat,
     /// User to switch to after start-up, if any.
     pub user: Option<String>,
+    /// Uploads, when `--uploads` is given (see [`crate::upload`]).
+    pub uploads: Option<upload::Settings>,
 }
 
 /// Options a running server cannot change, by flag name: its listening sockets, worker
 /// threads, backend, body path, admin listener and user are set up once, at start-up.
-pub const RESTART_ONLY: [&str; 7] = [
+pub const RESTART_ONLY: [&str; 9] = [
     "listen",
     "tls-listen",
     "workers",
@@ -152,6 +157,8 @@ pub const RESTART_ONLY: [&str; 7] = [
     "body",
     "admin",
     "user",
+    "uploads",
+    "upload-state",
 ];
 
 impl Config {
@@ -172,7 +179,8 @@ impl Config {
             }
         }
         let mut kept = Vec::new();
-        let [listen, tls_listen, workers, backend, body, admin, user] = RESTART_ONLY;
+        let [listen, tls_listen, workers, backend, body, admin, user, uploads, upload_state] =
+            RESTART_ONLY;
         keep(listen, &self.listen, &mut new.listen, &mut kept);
         keep(tls_listen, &self.tls_listen, &mut new.tls_listen, &mut kept);
         keep(workers, &self.workers, &mut new.workers, &mut kept);
@@ -180,6 +188,21 @@ impl Config {
         keep(body, &self.body, &mut new.body, &mut kept);
         keep(admin, &self.admin, &mut new.admin, &mut kept);
         keep(user, &self.user, &mut new.user, &mut kept);
+        let prefixes = |c: &Config| c.uploads.as_ref().map(|u| u.prefixes.clone());
+        let state = |c: &Config| c.uploads.as_ref().map(|u| u.state.clone());
+        if prefixes(self) != prefixes(&new) {
+            kept.push(uploads);
+        }
+        if state(self) != state(&new) && state(&new).is_some() && state(self).is_some() {
+            kept.push(upload_state);
+        }
+        match (&self.uploads, &mut new.uploads) {
+            (Some(running), Some(next)) => {
+                next.prefixes.clone_from(&running.prefixes);
+                next.state.clone_from(&running.state);
+            }
+            (running, next) => next.clone_from(running),
+        }
         if let (Some(_), Some(port)) = (new.redirect_https, self.redirect_https) {
             // The HTTPS listeners stay, and so does the port they were bound to.
             new.redirect_https = Some(port);
@@ -237,6 +260,7 @@ impl Config {
             .hsts
             .map(|d| format!("max-age={}", d.as_secs()).into_bytes());
         let policy = policy_settings(&opts, matches, workers.max(1))?;
+        let uploads = upload_settings(&opts)?;
         let mut precompressed: Vec<Coding> = Vec::new();
         for coding in opts.precompressed {
             if precompressed.contains(&coding) {
@@ -260,6 +284,7 @@ impl Config {
             header_timeout: opts.header_timeout,
             keepalive_timeout: opts.keepalive_timeout,
             send_timeout: opts.send_timeout,
+            body_timeout: opts.body_timeout,
             lingering_timeout: opts.lingering_timeout,
             lingering_time: opts.lingering_time,
             body: opts.body,
@@ -282,6 +307,7 @@ impl Config {
             }),
             access_log_format: opts.access_log_format,
             user: opts.user,
+            uploads,
         })
     }
 }
@@ -323,6 +349,49 @@ fn policy_settings(
         rules,
         secure_link,
     })
+}
+
+/// The upload settings of `opts`, if uploads are on.
+fn upload_settings(opts: &Opts) -> Result<Option<upload::Settings>, String> {
+    if opts.uploads.is_empty() {
+        return Ok(None);
+    }
+    let prefixes = opts
+        .uploads
+        .iter()
+        .map(|p| upload::Settings::prefix(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let tokens = match &opts.upload_token_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("--upload-token-file {}: {e}", path.display()))?;
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(|l| l.as_bytes().to_vec())
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    if opts.upload_auth == upload::AuthMode::Token && tokens.is_empty() {
+        return Err(match &opts.upload_token_file {
+            Some(path) => format!("--upload-token-file {} holds no token", path.display()),
+            None => "--uploads needs --upload-token-file (or --upload-auth none on a trusted \
+                     network)"
+                .into(),
+        });
+    }
+    Ok(Some(upload::Settings {
+        prefixes,
+        tokens,
+        auth: opts.upload_auth,
+        max_size: opts.upload_max_size,
+        expire: opts.upload_expire,
+        state: opts.upload_state.clone(),
+        sync: opts.upload_sync,
+        overwrite: opts.upload_overwrite,
+        dotfiles: opts.dotfiles,
+    }))
 }
 
 /// A connection cap (0: none) must leave each of the `workers` at least one connection.
@@ -404,7 +473,7 @@ fn tls_settings(opts: &Opts) -> Result<(Option<Arc<rustls::ServerConfig>>, Vec<S
     Ok((Some(config), notes))
 }
 
-/// Parses `250ms`, `10s`, `2m` or a plain number of seconds.
+/// Parses `250ms`, `10s`, `2m`, `24h`, `7d` or a plain number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => s.split_at(i),
@@ -416,6 +485,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => Ok(Duration::from_millis(n)),
         "s" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n.checked_mul(60).ok_or_else(overflow)?)),
-        _ => Err(format!("invalid duration `{s}` (use ms, s or m)")),
+        "h" => Ok(Duration::from_secs(
+            n.checked_mul(3600).ok_or_else(overflow)?,
+        )),
+        "d" => Ok(Duration::from_secs(
+            n.checked_mul(86_400).ok_or_else(overflow)?,
+        )),
+        _ => Err(format!("invalid duration `{s}` (use ms, s, m, h or d)")),
     }
 }

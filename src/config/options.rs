@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::http::negotiate::Coding;
 use crate::policy::{self, ReqRate};
 use crate::serve::content::{self, CacheRule, CorsOrigin, Glob, HeaderLine};
+use crate::upload::{AuthMode, SyncMode};
 
 use super::*;
 
@@ -130,6 +131,10 @@ pub(super) struct Opts {
     /// Time a response may stall without the client reading (nginx `send_timeout`).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub(super) send_timeout: Duration,
+    /// Longest wait for the next bytes of a request body; a slower body is cut off (nginx
+    /// `client_body_timeout`).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub(super) body_timeout: Duration,
     /// Longest wait for more input from the client of a closing connection, whose input is
     /// read and dropped until it closes; 0 closes at once (nginx `lingering_timeout`).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
@@ -230,6 +235,36 @@ pub(super) struct Opts {
     /// request time (nginx `log_format ... escape=json`).
     #[arg(long, value_enum, default_value_t = LogFormat::Combined)]
     pub(super) access_log_format: LogFormat,
+    /// Accept uploads under this URL path prefix, e.g. /incoming/ (repeatable): tus 1.0 at
+    /// the prefix, `PUT` with `Content-Range` at PREFIX/NAME. Finished files are published
+    /// there and served like any other. Off unless given.
+    #[arg(long = "uploads", value_name = "PREFIX")]
+    pub(super) uploads: Vec<String>,
+    /// File of bearer tokens that may upload, one per line (`Authorization: Bearer TOKEN`);
+    /// re-read on SIGHUP.
+    #[arg(long, value_name = "PATH")]
+    pub(super) upload_token_file: Option<PathBuf>,
+    /// Whether uploads need a token; `none` is for trusted networks and tests only.
+    #[arg(long, value_enum, default_value_t = AuthMode::Token)]
+    pub(super) upload_auth: AuthMode,
+    /// Largest upload, e.g. 4g (413 above it; announced as Tus-Max-Size); 0 means no limit.
+    #[arg(long, default_value = "0", value_name = "SIZE", value_parser = policy::parse_size)]
+    pub(super) upload_max_size: u64,
+    /// How long an unfinished upload is kept after its last write (Upload-Expires).
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub(super) upload_expire: Duration,
+    /// Directory of unfinished uploads and their state, on the root's file system [default:
+    /// ROOT/.ringserve-uploads, never served].
+    #[arg(long, value_name = "DIR")]
+    pub(super) upload_state: Option<PathBuf>,
+    /// When received bytes are synced to disk: before every acknowledged offset (`always`),
+    /// or only before publishing (`close`: survives a crash of the server, not of the
+    /// machine).
+    #[arg(long, value_enum, default_value_t = SyncMode::Always)]
+    pub(super) upload_sync: SyncMode,
+    /// Let a finished upload replace an existing file of its name (else 409).
+    #[arg(long)]
+    pub(super) upload_overwrite: bool,
     /// User to run as once listeners, root, logs and admin socket are open (nginx `user`);
     /// needs root unless it is the current user.
     #[arg(long, value_name = "NAME")]

@@ -52,7 +52,9 @@ fn durations() {
     assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
     assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
     assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-    assert!(parse_duration("2h").is_err());
+    assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+    assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+    assert!(parse_duration("2w").is_err());
     assert!(parse_duration("s").is_err());
     assert!(parse_duration("").is_err());
     assert!(parse_duration("999999999999999999m").is_err());

@@ -31,7 +31,7 @@ use crate::policy::{Admission, ConnPermit, Policy};
 use crate::serve::{Handler, Scratch};
 use crate::tls::Tls;
 
-use super::exchange::{finish, Exchange};
+use super::exchange::{finish, Exchange, Receiving};
 use super::out_pool::{Out, OutPool};
 use super::pipes::{Pipe, PipePool};
 use super::prebuilt::Prebuilt;
@@ -95,6 +95,8 @@ pub struct Worker {
     pub(super) tls: Option<Arc<rustls::ServerConfig>>,
     /// Response states lent to connections while they send.
     pub(super) out_pool: OutPool,
+    /// Uploads, when `--uploads` is given.
+    pub uploads: Option<Arc<crate::upload::Uploads>>,
 }
 
 impl Worker {
@@ -129,6 +131,7 @@ impl Worker {
             tls_plain: Vec::new(),
             tls_buf: Vec::new(),
             tls,
+            uploads: None,
         }
     }
 
@@ -154,6 +157,7 @@ impl Worker {
             header_timeout: c.header_timeout,
             keepalive_timeout: c.keepalive_timeout,
             send_timeout: c.send_timeout,
+            body_timeout: c.body_timeout,
             lingering_timeout: c.lingering_timeout,
             lingering_time: c.lingering_time,
             keepalive_requests: c.keepalive_requests,
@@ -188,6 +192,8 @@ pub struct Conn {
     tail: Tail,
     /// The TLS state of an HTTPS connection, between the socket and the session.
     tls: Option<Box<Tls>>,
+    /// The upload receiving the current request's body, if any.
+    upload: Option<Box<Receiving>>,
     /// The session's deadline, kept in sync with the worker's timer queue.
     pub deadline: Deadline,
 }
@@ -232,6 +238,7 @@ impl Conn {
             pipe: None,
             tail: Tail::Sent,
             tls,
+            upload: None,
             deadline,
         })
     }
@@ -366,6 +373,7 @@ impl Conn {
             pipe: &mut self.pipe,
             tail: &mut self.tail,
             tls: self.tls.as_deref_mut(),
+            upload: &mut self.upload,
             w,
         };
         let action = event(&mut self.session, &cx, &mut host);
@@ -406,6 +414,8 @@ impl Conn {
         if let Some(p) = self.pipe.take() {
             w.pipes.give(p);
         }
+        // An upload cut off mid-body keeps what it stored; its lock goes with it.
+        self.upload = None;
         // Before the FIN: once the client sees the close, the connection no longer counts.
         self.permit = None;
         if !reset {

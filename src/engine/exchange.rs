@@ -12,6 +12,7 @@ use crate::metrics::Reject;
 use crate::policy::{Grant, Refusal};
 use crate::serve::Response;
 use crate::tls::Tls;
+use crate::upload::{Answer, Begin, Receiver};
 
 use super::conn::Worker;
 use super::out_pool::Out;
@@ -30,12 +31,67 @@ pub struct Exchange<'a> {
     pub(super) tail: &'a mut Tail,
     /// The TLS state of an HTTPS connection: responses are encrypted through it.
     pub(super) tls: Option<&'a mut Tls>,
+    /// The upload whose request body is arriving, if any.
+    pub(super) upload: &'a mut Option<Box<Receiving>>,
     pub(super) w: &'a mut Worker,
 }
 
+/// An upload request whose body is being received: where the bytes go, and its request's
+/// access-log fields and metrics, staged until its answer.
+#[derive(Debug)]
+pub struct Receiving {
+    /// `None` for an upload request answered at once.
+    receiver: Option<Box<Receiver>>,
+    record: crate::metrics::access_log::Record,
+    method: Method,
+    head_only: bool,
+    started: std::time::Instant,
+}
+
 impl Host for Exchange<'_> {
+    fn takes_body(&mut self, req: &Request<'_>) -> bool {
+        let w = &mut *self.w;
+        let (Some(uploads), Some(settings)) = (&w.uploads, &w.config.uploads) else {
+            return false;
+        };
+        let path = &mut w.scratch.path;
+        crate::http::path::canonical_path(req.target, path).is_ok()
+            && uploads.takes_body(req, path, settings)
+    }
+
+    fn body(&mut self, data: &[u8]) -> bool {
+        let Some(receiver) = self.upload.as_deref_mut().and_then(|r| r.receiver.as_mut()) else {
+            return false;
+        };
+        self.w.metrics.upload_received(data.len() as u64);
+        let Err(answer) = receiver.write(data) else {
+            return true;
+        };
+        if let Some(receiving) = self.upload.take() {
+            self.plan_upload(answer, false, *receiving);
+        }
+        false
+    }
+
+    fn body_end(&mut self, keep_alive: bool) -> Reply {
+        let Some(receiving) = self.upload.take() else {
+            return Reply::new(false, false);
+        };
+        let mut receiving = *receiving;
+        let answer = match receiving.receiver.take() {
+            Some(receiver) => receiver.finish(),
+            None => Answer::new(Status::InternalServerError),
+        };
+        self.plan_upload(answer, keep_alive, receiving)
+    }
+
     fn respond(&mut self, req: &Request<'_>, keep_alive: bool) -> Reply {
         let checked = self.check(req);
+        if checked.is_ok() && self.w.uploads.is_some() {
+            if let Some(reply) = self.upload_request(req, keep_alive) {
+                return reply;
+            }
+        }
         let w = &mut *self.w;
         let out = self.out.get_or_insert_with(|| w.out_pool.take());
         let secure = self.tls.is_some();
@@ -104,10 +160,7 @@ impl Host for Exchange<'_> {
         }
         (out.method, out.status, out.started) = (req.method, status, Some(w.now));
         (out.file, out.version) = (resp.file, resp.version);
-        Reply {
-            keep_alive: resp.planned.keep_alive,
-            paced: out.pacing.is_some(),
-        }
+        Reply::new(resp.planned.keep_alive, out.pacing.is_some())
     }
 
     fn reject(&mut self, status: Status) {
@@ -154,6 +207,93 @@ impl Host for Exchange<'_> {
 }
 
 impl Exchange<'_> {
+    /// Answers `req` if it is an upload request (or asks for the state directory, which is
+    /// never served); `None` for every other request.
+    fn upload_request(&mut self, req: &Request<'_>, keep_alive: bool) -> Option<Reply> {
+        let w = &mut *self.w;
+        let (Some(uploads), config) = (w.uploads.clone(), w.config.clone()) else {
+            return None;
+        };
+        let settings = config.uploads.as_ref()?;
+        let path = &mut w.scratch.path;
+        crate::http::path::canonical_path(req.target, path).ok()?;
+        let hidden = uploads.hides(path);
+        if !hidden && !uploads.claims(req, path, settings) {
+            return None;
+        }
+        let keep_alive = keep_alive && req.keep_alive;
+        let head_only = req.method == Method::Head;
+        let mut record = crate::metrics::access_log::Record::default();
+        w.log
+            .stage(&mut record, Some(req), Status::Ok, (0, 0), w.now);
+        let started = w.now;
+        let receiving = |receiver| Receiving {
+            receiver,
+            record,
+            method: req.method,
+            head_only,
+            started,
+        };
+        if hidden {
+            let answer = Answer::new(Status::NotFound);
+            return Some(self.plan_upload(answer, keep_alive, receiving(None)));
+        }
+        match uploads.begin(req, path, settings, w.unix_now) {
+            Begin::NotMine => None,
+            Begin::Answer(answer) => {
+                // A body left unread is skipped only when small; a large one ends the
+                // connection (lingering) rather than being read for nothing.
+                let small = !req.chunked && req.body_len <= w.config.limits.max_discard_body;
+                let receiving = receiving(None);
+                Some(self.plan_upload(answer, keep_alive && small, receiving))
+            }
+            Begin::Receive(receiver) => {
+                let receiving = receiving(Some(receiver));
+                if req.expect_continue {
+                    let w = &mut *self.w;
+                    let out = self.out.get_or_insert_with(|| w.out_pool.take());
+                    response::continue_interim(&mut out.bytes, &mut out.chunks);
+                    out.started = None;
+                }
+                *self.upload = Some(Box::new(receiving));
+                Some(Reply {
+                    keep_alive,
+                    paced: false,
+                    take_body: true,
+                })
+            }
+        }
+    }
+
+    /// Plans the answer to an upload request, with the access-log fields staged for it.
+    fn plan_upload(&mut self, answer: Answer, keep_alive: bool, mut staged: Receiving) -> Reply {
+        let w = &mut *self.w;
+        let out = self.out.get_or_insert_with(|| w.out_pool.take());
+        let cx = Context {
+            date: w.date.get(),
+            limits: &w.config.limits,
+            keep_alive,
+            server: b"ringserve",
+            hsts: w.config.hsts.as_deref().filter(|_| self.tls.is_some()),
+        };
+        let planned = response::upload(
+            answer.status,
+            &answer.lines,
+            staged.head_only,
+            keep_alive,
+            &cx,
+            &mut out.bytes,
+            &mut out.chunks,
+        );
+        std::mem::swap(&mut out.record, &mut staged.record);
+        let lens = (response_len(&out.chunks), planned.body_len);
+        out.record.answered(planned.status, lens);
+        (out.method, out.status, out.started) =
+            (staged.method, planned.status, Some(staged.started));
+        w.metrics.upload_answered(planned.status.code());
+        Reply::new(planned.keep_alive, false)
+    }
+
     /// Applies the request policies: the connection cap of its client, its request rate,
     /// signed links. Refusals are counted and returned as the status (and `Retry-After`) to
     /// answer with.

@@ -7,6 +7,7 @@
 //! engine to send however its backend does best. Nothing here touches a socket or a file, so
 //! every rule is unit-tested without I/O and shared by both backends.
 
+pub mod chunked;
 pub mod conditional;
 pub mod date;
 pub mod disposition;

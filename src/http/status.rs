@@ -56,7 +56,9 @@ macro_rules! statuses {
 statuses! {
     /// 200: full representation.
     Ok = 200, "OK";
-    /// 204: answer to OPTIONS, no body.
+    /// 201: an upload was created (tus `POST`) or a file published by `PUT`.
+    Created = 201, "Created";
+    /// 204: answer to OPTIONS, or an upload request that needs no body in return.
     NoContent = 204, "No Content";
     /// 206: one or more byte ranges.
     PartialContent = 206, "Partial Content";
@@ -64,8 +66,13 @@ statuses! {
     MovedPermanently = 301, "Moved Permanently";
     /// 304: the client's cached copy is current.
     NotModified = 304, "Not Modified";
+    /// 308: a `PUT` upload is incomplete; `Range` says what is stored (Google's resumable
+    /// upload convention, which scripts know).
+    PermanentRedirect = 308, "Permanent Redirect";
     /// 400: malformed or ambiguous request; the connection closes.
     BadRequest = 400, "Bad Request";
+    /// 401: an upload without valid credentials.
+    Unauthorized = 401, "Unauthorized";
     /// 403: the file exists but may not be served.
     Forbidden = 403, "Forbidden";
     /// 404: no such file.
@@ -74,6 +81,8 @@ statuses! {
     MethodNotAllowed = 405, "Method Not Allowed";
     /// 408: the request head did not arrive in time; the connection closes.
     RequestTimeout = 408, "Request Timeout";
+    /// 409: an upload's offset does not match what is stored, or its name is taken.
+    Conflict = 409, "Conflict";
     /// 410: the resource is gone for good.
     Gone = 410, "Gone";
     /// 412: an If-Match / If-Unmodified-Since precondition failed.
@@ -82,12 +91,18 @@ statuses! {
     PayloadTooLarge = 413, "Content Too Large";
     /// 414: request target too long; the connection closes.
     UriTooLong = 414, "URI Too Long";
+    /// 415: an upload append without its media type.
+    UnsupportedMediaType = 415, "Unsupported Media Type";
     /// 416: no requested range overlaps the file.
     RangeNotSatisfiable = 416, "Range Not Satisfiable";
+    /// 423: another request is writing to this upload.
+    Locked = 423, "Locked";
     /// 429: the client exceeded a rate or connection limit.
     TooManyRequests = 429, "Too Many Requests";
     /// 431: request head larger than the limit, or too many fields; the connection closes.
     HeaderFieldsTooLarge = 431, "Request Header Fields Too Large";
+    /// 460: tus `Upload-Checksum` mismatch: the bytes were not stored.
+    ChecksumMismatch = 460, "Checksum Mismatch";
     /// 500: unexpected server-side failure (e.g. an I/O error reading the file).
     InternalServerError = 500, "Internal Server Error";
     /// 501: a request feature we do not implement (a transfer-coded body); closes.
@@ -96,6 +111,8 @@ statuses! {
     ServiceUnavailable = 503, "Service Unavailable";
     /// 505: a protocol major version other than 1; the connection closes.
     VersionNotSupported = 505, "HTTP Version Not Supported";
+    /// 507: no space left for an upload; what is stored stays and can be resumed.
+    InsufficientStorage = 507, "Insufficient Storage";
 }
 
 impl Status {
@@ -131,7 +148,7 @@ mod tests {
             Status::NotFound.status_line(),
             b"HTTP/1.1 404 Not Found\r\n"
         );
-        assert_eq!(Status::ALL.len(), 21);
+        assert_eq!(Status::ALL.len(), 29);
     }
 
     #[test]

@@ -329,6 +329,13 @@ impl Record {
         self.parsed.is_some()
     }
 
+    /// Sets the response of a request staged before it was answered (an upload, answered
+    /// when its body ends): its status, total length and body length.
+    pub fn answered(&mut self, status: Status, (total_len, body_len): (u64, u64)) {
+        self.status = status.code();
+        self.head_len = total_len.saturating_sub(body_len);
+    }
+
     fn field(&self, i: usize) -> Option<&[u8]> {
         self.fields[i].map(|(start, end)| &self.text[start..end])
     }

@@ -125,6 +125,8 @@ pub struct WorkerMetrics {
     pub(super) pipes_in_use: AtomicU64,
     /// TLS handshakes completed, and failed (a protocol error from the client).
     pub(super) tls_handshakes: [AtomicU64; 2],
+    pub(super) upload_bytes: AtomicU64,
+    pub(super) upload_answers: [AtomicU64; 5],
     pub(super) backend: OnceLock<&'static str>,
     pub(super) top: Published,
 }
@@ -180,6 +182,17 @@ impl WorkerMetrics {
     #[inline]
     pub fn tls_handshake(&self, ok: bool) {
         add(&self.tls_handshakes[usize::from(!ok)], 1);
+    }
+
+    /// `n` bytes of upload bodies were received.
+    pub fn upload_received(&self, n: u64) {
+        add(&self.upload_bytes, n);
+    }
+
+    /// An upload request was answered with `status`.
+    pub fn upload_answered(&self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, CLASSES.len()) - 1;
+        add(&self.upload_answers[class], 1);
     }
 
     /// A connection was accepted.

@@ -56,6 +56,16 @@ pub fn render(workers: &[WorkerMetrics], draining: bool, out: &mut String) {
         );
     }
 
+    let help = "Bytes of upload request bodies received.";
+    e.family("upload_bytes_total", "counter", help);
+    e.sample(&[], sum(&|w| read(&w.upload_bytes)));
+
+    let help = "Upload requests answered, by status class (a 2xx published or stored bytes).";
+    e.family("upload_requests_total", "counter", help);
+    for (i, class) in CLASSES.iter().enumerate() {
+        e.sample(&[("code", class)], sum(&|w| read(&w.upload_answers[i])));
+    }
+
     let help = "Connections or requests turned away, by reason.";
     e.family("rejected_total", "counter", help);
     for reason in Reject::ALL {

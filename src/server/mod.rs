@@ -64,6 +64,16 @@ pub fn run(config: Config, sources: Sources) -> io::Result<()> {
         Arc::make_mut(&mut config).redirect_https = Some(bound.port());
     }
 
+    let uploads = match &config.uploads {
+        Some(settings) => {
+            let uploads =
+                crate::upload::Uploads::open(&config.root, settings).map_err(io::Error::other)?;
+            let uploads = Arc::new(uploads);
+            crate::upload::sweep::start(uploads.clone(), settings.expire)?;
+            Some(uploads)
+        }
+        None => None,
+    };
     let shutdown = Shutdown::default();
     let reopen = Reopen::default();
     let metrics = WorkerMetrics::for_workers(config.workers);
@@ -76,21 +86,23 @@ pub fn run(config: Config, sources: Sources) -> io::Result<()> {
         wakes.push(wake.try_clone()?);
         let tls_from = listeners.len();
         listeners.extend(tls);
+        let mut worker = Worker::new(
+            Handler::new(
+                root(&config)?,
+                FileCache::new(config.open_file_cache, config.open_file_cache_valid),
+            )
+            .with_content(config.content.clone()),
+            config.clone(),
+            access_log(&config, &reopen)?,
+            Policy::new(config.policy.clone(), shared.clone()),
+            WorkerHandle::new(&metrics, i).ok_or_else(|| io::Error::other("worker index"))?,
+        );
+        worker.uploads = uploads.clone();
         setups.push(WorkerSetup {
             listeners,
             tls_from,
             wake,
-            worker: Worker::new(
-                Handler::new(
-                    root(&config)?,
-                    FileCache::new(config.open_file_cache, config.open_file_cache_valid),
-                )
-                .with_content(config.content.clone()),
-                config.clone(),
-                access_log(&config, &reopen)?,
-                Policy::new(config.policy.clone(), shared.clone()),
-                WorkerHandle::new(&metrics, i).ok_or_else(|| io::Error::other("worker index"))?,
-            ),
+            worker,
             shutdown: shutdown.clone(),
             reload: Watch::new(reloads.clone(), i),
             want_peer: engine::want_peer(&config),

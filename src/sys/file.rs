@@ -53,3 +53,27 @@ pub fn openat2(dir: BorrowedFd<'_>, path: &CStr, flags: i32, resolve: u64) -> io
         }
     }
 }
+
+/// Takes an exclusive open-file-description lock (`F_OFD_SETLK`, whole file) on `fd` without
+/// waiting: `Ok(false)` when another open description holds one. Unlike `flock` or a
+/// POSIX `F_SETLK`, an OFD lock belongs to the open file, so two threads of one process
+/// exclude each other, and (unlike `flock`) it is honoured by NFS and CephFS across nodes.
+/// It goes away when the last descriptor of that open file is closed.
+pub fn lock_exclusive(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    // SAFETY: `flock` is plain data; all-zero is a valid value (l_start = l_len = 0 means
+    // the whole file, and F_OFD_* require l_pid = 0).
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: `fd` is a valid descriptor for the call and `lock` a valid `struct flock` the
+    // kernel only reads.
+    let ret = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &lock) };
+    if ret == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
+        _ => Err(err),
+    }
+}

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::http::chunked::Decoder;
 use crate::http::request::{self, Parse};
 use crate::http::{Limits, Request, Status};
 
@@ -22,6 +23,8 @@ pub struct Settings {
     pub keepalive_timeout: Duration,
     /// Time a response may stall without progress (nginx `send_timeout`).
     pub send_timeout: Duration,
+    /// Longest wait for the next bytes of a request body (nginx `client_body_timeout`).
+    pub body_timeout: Duration,
     /// Longest silence awaited from a lingering client; zero closes at once.
     pub lingering_timeout: Duration,
     /// Longest a connection lingers in all; zero closes at once.
@@ -48,6 +51,21 @@ pub struct Reply {
     pub keep_alive: bool,
     /// The response's body is paced, so its small chunks must not be held back.
     pub paced: bool,
+    /// The host takes the request's body ([`Host::body`]) and plans its final response when
+    /// the body ends ([`Host::body_end`]); what `respond` planned is at most an interim
+    /// response (`100 Continue`). Only for a request [`Host::takes_body`] accepted.
+    pub take_body: bool,
+}
+
+impl Reply {
+    /// A response to a request whose body, if any, the session skips.
+    pub fn new(keep_alive: bool, paced: bool) -> Reply {
+        Reply {
+            keep_alive,
+            paced,
+            take_body: false,
+        }
+    }
 }
 
 /// How far the host got handing the planned response to the transport.
@@ -76,6 +94,22 @@ pub trait Host {
     /// Hands as much of the planned response to the transport as it takes. `hold_tail`: this
     /// is the connection's last response, so its tail may wait to leave with the FIN.
     fn flush(&mut self, hold_tail: bool) -> Flush;
+    /// Whether the host would take the body of `req` (an upload) instead of the session
+    /// skipping it; asked before [`Host::respond`] for requests with a body, as a skipped
+    /// body is bounded by `Limits::max_discard_body` and a taken one is not.
+    fn takes_body(&mut self, _req: &Request<'_>) -> bool {
+        false
+    }
+    /// Bytes of the body being taken, in order. `false`: the host stops taking it and has
+    /// planned its final response (an error); the rest of the body is not read.
+    fn body(&mut self, _data: &[u8]) -> bool {
+        true
+    }
+    /// The body being taken ended (all of it passed [`Host::body`]): plan the final
+    /// response. `keep_alive` as for [`Host::respond`].
+    fn body_end(&mut self, keep_alive: bool) -> Reply {
+        Reply::new(keep_alive, false)
+    }
 }
 
 /// What the transport does next.
@@ -111,6 +145,8 @@ enum Phase {
     Paced,
     /// A response was just sent; the next input decides between `Idle` and `Head`.
     Answered,
+    /// A request body is arriving (being taken by the host or skipped).
+    Body,
     /// The last response is sent and the write side shut down; input is dropped until the
     /// client closes, falls silent for `lingering_timeout` or has sent for `lingering_time`.
     Lingering,
@@ -123,8 +159,8 @@ pub struct Session {
     /// Unparsed request bytes carried between inputs (empty in the common case, where a
     /// whole request arrives at once and is parsed straight from the transport's buffer).
     pending: Vec<u8>,
-    /// Request-body bytes still to skip.
-    discard: u64,
+    /// The request body in progress, if any.
+    body: Option<Body>,
     /// Close once the current response is sent.
     close_after: bool,
     /// The last response's tail may wait for the FIN (it is not paced).
@@ -145,7 +181,7 @@ impl Session {
         Session {
             phase: Phase::Head,
             pending: Vec::new(),
-            discard: 0,
+            body: None,
             close_after: false,
             hold_tail: false,
             linger: false,
@@ -242,7 +278,7 @@ impl Session {
             self.phase,
             Phase::Idle | Phase::Head | Phase::Answered | Phase::Lingering
         );
-        if waiting && self.pending.is_empty() && self.discard == 0 {
+        if waiting && self.pending.is_empty() && self.body.is_none() {
             Action::Close
         } else {
             self.close_after = true;
@@ -257,7 +293,9 @@ impl Session {
     /// Goes on sending the current response, then serves pipelined requests.
     fn resume(&mut self, cx: &Cx<'_>, host: &mut impl Host) -> Action {
         match self.flush(cx, host) {
-            Some(Flush::Done) if self.close_after => self.closing(!self.pending.is_empty(), cx),
+            Some(Flush::Done) if self.close_after && !self.taking() => {
+                self.closing(!self.pending.is_empty(), cx)
+            }
             Some(Flush::Done) => self.serve_pending(cx, host),
             Some(_) => self.waiting(),
             None => Action::Close,
@@ -295,47 +333,72 @@ impl Session {
     fn serve(&mut self, buf: &[u8], cx: &Cx<'_>, host: &mut impl Host) -> (usize, Action) {
         let mut pos = 0;
         loop {
-            if self.discard > 0 {
-                let n = self.discard.min((buf.len() - pos) as u64);
-                pos += n as usize;
-                self.discard -= n;
-                if self.discard > 0 {
-                    return (pos, Action::Read);
-                }
-            }
-            if pos == buf.len() {
-                self.await_request(cx, false);
-                return (pos, Action::Read);
-            }
-            match request::parse(&buf[pos..], &cx.settings.limits) {
-                Parse::Partial => {
-                    self.await_request(cx, true);
-                    return (pos, Action::Read);
-                }
-                Parse::Invalid(status) => {
-                    host.reject(status);
-                    self.linger = matches!(
-                        status,
-                        Status::PayloadTooLarge | Status::HeaderFieldsTooLarge | Status::UriTooLong
-                    );
-                    self.last_response(true);
-                    pos = buf.len();
-                }
-                Parse::Complete(req) => {
-                    self.served += 1;
-                    let keep_alive = !cx.draining
-                        && !self.close_after
-                        && self.served < cx.settings.keepalive_requests;
-                    let reply = host.respond(&req, keep_alive);
-                    if !reply.keep_alive {
-                        self.last_response(!reply.paced);
+            if let Some(body) = &mut self.body {
+                let (used, end) = body.feed(&buf[pos..], &cx.settings.limits, host);
+                pos += used;
+                let keep_alive = body.keep_alive;
+                match end {
+                    None => {
+                        self.await_body(cx);
+                        return (pos, Action::Read);
                     }
-                    pos += req.head_len;
-                    self.discard = req.body_len;
+                    Some(End::Skipped) => {
+                        self.body = None;
+                        continue;
+                    }
+                    Some(End::Taken) => {
+                        self.body = None;
+                        let reply = host.body_end(keep_alive);
+                        if !reply.keep_alive {
+                            self.last_response(!reply.paced);
+                        }
+                    }
+                    Some(End::Refused) => {
+                        self.body = None;
+                        self.refuse_rest();
+                        pos = buf.len();
+                    }
+                    Some(End::Invalid(status)) => {
+                        self.body = None;
+                        host.reject(status);
+                        self.refuse_rest();
+                        pos = buf.len();
+                    }
+                    Some(End::Abort) => return (pos, Action::Close),
+                }
+            } else {
+                if pos == buf.len() {
+                    self.await_request(cx, false);
+                    return (pos, Action::Read);
+                }
+                match request::parse(&buf[pos..], &cx.settings.limits) {
+                    Parse::Partial => {
+                        self.await_request(cx, true);
+                        return (pos, Action::Read);
+                    }
+                    Parse::Invalid(status) => {
+                        host.reject(status);
+                        self.linger = matches!(
+                            status,
+                            Status::PayloadTooLarge
+                                | Status::HeaderFieldsTooLarge
+                                | Status::UriTooLong
+                        );
+                        self.last_response(true);
+                        pos = buf.len();
+                    }
+                    Parse::Complete(req) => {
+                        self.served += 1;
+                        pos += req.head_len;
+                        self.request(&req, cx, host);
+                        if self.lingering_refusal() {
+                            pos = buf.len();
+                        }
+                    }
                 }
             }
             match self.flush(cx, host) {
-                Some(Flush::Done) if self.close_after => {
+                Some(Flush::Done) if self.close_after && !self.taking() => {
                     return (pos, self.closing(pos < buf.len(), cx));
                 }
                 Some(Flush::Done) => {}
@@ -343,6 +406,55 @@ impl Session {
                 None => return (pos, Action::Close),
             }
         }
+    }
+
+    /// Has `req` answered (or its body taken, the answer coming at its end).
+    fn request(&mut self, req: &Request<'_>, cx: &Cx<'_>, host: &mut impl Host) {
+        let keep_alive =
+            !cx.draining && !self.close_after && self.served < cx.settings.keepalive_requests;
+        let has_body = req.body_len > 0 || req.chunked;
+        let takes = has_body && host.takes_body(req);
+        if has_body && !takes && req.body_len > cx.settings.limits.max_discard_body {
+            host.reject(Status::PayloadTooLarge);
+            self.linger = true;
+            self.last_response(true);
+            return;
+        }
+        let reply = host.respond(req, keep_alive);
+        if !reply.keep_alive {
+            self.last_response(!reply.paced);
+        }
+        // A host may take a body of no bytes without being asked (a tus creation without
+        // data): it answers at its end, which is now.
+        let take = reply.take_body && (takes || !has_body);
+        if has_body || take {
+            self.body = Some(Body {
+                framing: if req.chunked {
+                    Framing::Chunked(Decoder::new())
+                } else {
+                    Framing::Length(req.body_len)
+                },
+                take,
+                keep_alive: reply.keep_alive,
+            });
+        }
+    }
+
+    /// The request just refused for its size is the last: its body is never read.
+    fn lingering_refusal(&self) -> bool {
+        self.linger && self.close_after && self.body.is_none()
+    }
+
+    /// The host stopped taking a body, or its framing broke: the planned answer is the last
+    /// response, and the client, likely still sending, is lingered on.
+    fn refuse_rest(&mut self) {
+        self.linger = true;
+        self.last_response(true);
+    }
+
+    /// Whether a request body is being taken by the host (its final response still to come).
+    fn taking(&self) -> bool {
+        self.body.as_ref().is_some_and(|b| b.take)
     }
 
     /// Hands the current response to the host and moves to the phase its progress implies;
@@ -376,11 +488,11 @@ impl Session {
     fn closing(&mut self, unread: bool, cx: &Cx<'_>) -> Action {
         let s = cx.settings;
         let (timeout, time) = (s.lingering_timeout, s.lingering_time);
-        if timeout.is_zero() || time.is_zero() || !(unread || self.discard > 0 || self.linger) {
+        if timeout.is_zero() || time.is_zero() || !(unread || self.body.is_some() || self.linger) {
             return Action::Close;
         }
         self.phase = Phase::Lingering;
-        self.discard = 0;
+        self.body = None;
         self.linger_end = Some(cx.now + time);
         self.on_dropped(cx);
         Action::Linger
@@ -391,6 +503,12 @@ impl Session {
     fn last_response(&mut self, hold: bool) {
         self.close_after = true;
         self.hold_tail |= hold;
+    }
+
+    /// Waits for more of a request body: the body timeout counts from now, the last input.
+    fn await_body(&mut self, cx: &Cx<'_>) {
+        self.phase = Phase::Body;
+        self.deadline = Some(cx.now + cx.settings.body_timeout);
     }
 
     /// Sets the deadline for waiting on a request: keep-alive idle when nothing of the next
@@ -404,6 +522,88 @@ impl Session {
             };
             self.deadline = Some(cx.now + d);
             self.phase = phase;
+        }
+    }
+}
+
+/// A request body in progress.
+#[derive(Debug)]
+struct Body {
+    framing: Framing,
+    /// The host takes the bytes (else they are skipped).
+    take: bool,
+    /// The keep-alive decision of the response to come.
+    keep_alive: bool,
+}
+
+/// Where a body ends.
+#[derive(Debug)]
+enum Framing {
+    /// `Content-Length`: bytes still to come.
+    Length(u64),
+    /// Chunked: found by decoding.
+    Chunked(Decoder),
+}
+
+/// How a body ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    /// A skipped body was all read.
+    Skipped,
+    /// A taken body was all given to the host.
+    Taken,
+    /// The host stopped taking it (and planned its answer).
+    Refused,
+    /// The chunked framing of a taken body is broken: answer this and close.
+    Invalid(Status),
+    /// A skipped body cannot be read on (broken chunked framing, or grown past
+    /// `max_discard_body`); its request was answered already, so the connection just closes.
+    Abort,
+}
+
+impl Body {
+    /// Consumes the body's bytes at the start of `input`, giving them to the host if it takes
+    /// them. Returns the bytes consumed and, once it is over, how the body ended.
+    fn feed(
+        &mut self,
+        input: &[u8],
+        limits: &Limits,
+        host: &mut impl Host,
+    ) -> (usize, Option<End>) {
+        let ended = if self.take { End::Taken } else { End::Skipped };
+        match &mut self.framing {
+            Framing::Length(left) => {
+                let n = (*left).min(input.len() as u64) as usize;
+                *left -= n as u64;
+                if self.take && n > 0 && !host.body(&input[..n]) {
+                    return (n, Some(End::Refused));
+                }
+                (n, (*left == 0).then_some(ended))
+            }
+            Framing::Chunked(decoder) => {
+                let mut used = 0;
+                loop {
+                    let step = match decoder.step(&input[used..]) {
+                        Ok(step) => step,
+                        Err(_) if !self.take => return (input.len(), Some(End::Abort)),
+                        Err(status) => return (input.len(), Some(End::Invalid(status))),
+                    };
+                    used += step.used;
+                    if self.take {
+                        if !step.data.is_empty() && !host.body(step.data) {
+                            return (used, Some(End::Refused));
+                        }
+                    } else if decoder.total() > limits.max_discard_body {
+                        return (used, Some(End::Abort));
+                    }
+                    if step.done {
+                        return (used, Some(ended));
+                    }
+                    if used == input.len() || step.used == 0 {
+                        return (used, None);
+                    }
+                }
+            }
         }
     }
 }

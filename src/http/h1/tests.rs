@@ -16,6 +16,12 @@ struct Script {
     flushes: VecDeque<Flush>,
     /// Responses are paced.
     paced: bool,
+    /// Request bodies are taken (as uploads are).
+    take: bool,
+    /// Body bytes taken.
+    received: Vec<u8>,
+    /// Stop taking a body once this many bytes were taken.
+    refuse_after: Option<usize>,
 }
 
 impl Host for Script {
@@ -26,7 +32,27 @@ impl Host for Script {
         Reply {
             keep_alive: keep_alive && req.keep_alive,
             paced: self.paced,
+            take_body: self.take && req.method_raw != "GET",
         }
+    }
+
+    fn takes_body(&mut self, req: &Request<'_>) -> bool {
+        self.take && req.method_raw != "GET"
+    }
+
+    fn body(&mut self, data: &[u8]) -> bool {
+        self.received.extend_from_slice(data);
+        if self.refuse_after.is_some_and(|n| self.received.len() >= n) {
+            self.log.push("refused".into());
+            return false;
+        }
+        true
+    }
+
+    fn body_end(&mut self, keep_alive: bool) -> Reply {
+        let ka = if keep_alive { " ka" } else { "" };
+        self.log.push(format!("end {}{ka}", self.received.len()));
+        Reply::new(keep_alive, false)
     }
 
     fn reject(&mut self, status: Status) {
@@ -58,6 +84,7 @@ fn settings() -> Settings {
         header_timeout: Duration::from_secs(60),
         keepalive_timeout: Duration::from_secs(75),
         send_timeout: Duration::from_secs(30),
+        body_timeout: Duration::from_secs(40),
         lingering_timeout: Duration::from_secs(5),
         lingering_time: Duration::from_secs(20),
         keepalive_requests: 1000,
@@ -454,4 +481,124 @@ fn a_deadline_while_idle_after_input_was_buffered_is_not_idle() {
     assert_eq!(h.writable(), Action::Read);
     assert!(!h.s.is_idle(), "half a head is waiting");
     assert_eq!(h.deadline(), Action::Reset);
+}
+
+const PUT_5: &[u8] = b"PUT /u HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n";
+
+#[test]
+fn a_taken_body_reaches_the_host_in_pieces_then_the_next_request_is_served() {
+    let mut h = Harness::new();
+    h.host.take = true;
+    assert_eq!(h.input(&[PUT_5, b"ab"].concat()), Action::Read);
+    assert_eq!(h.host.log, ["PUT /u ka", "flush"]);
+    // Waiting for the body: the body timeout counts from the last input.
+    h.later(10);
+    assert_eq!(h.input(b"c"), Action::Read);
+    assert_eq!(h.deadline_secs(), Some(10 + 40));
+    assert_eq!(h.input(&[b"de", GET_A].concat()), Action::Read);
+    assert_eq!(h.host.received, b"abcde");
+    assert_eq!(h.host.responses(), ["PUT /u ka", "end 5 ka", "GET /a ka"]);
+    assert!(h.s.is_idle());
+}
+
+#[test]
+fn a_body_that_stalls_past_the_body_timeout_is_reset() {
+    let mut h = Harness::new();
+    h.host.take = true;
+    h.input(&[PUT_5, b"ab"].concat());
+    assert!(!h.s.is_idle());
+    assert_eq!(h.deadline(), Action::Reset);
+}
+
+#[test]
+fn a_taken_body_is_read_to_its_end_even_when_the_answer_closes() {
+    let mut h = Harness::new();
+    h.host.take = true;
+    let put = b"PUT /u HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 5\r\n\r\n";
+    assert_eq!(h.input(&[&put[..], b"abc"].concat()), Action::Read);
+    assert_eq!(h.input(b"de"), Action::Close);
+    assert_eq!(h.host.responses(), ["PUT /u ka", "end 5"]);
+}
+
+#[test]
+fn a_body_the_host_stops_taking_ends_the_connection_with_lingering() {
+    let mut h = Harness::new();
+    h.host.take = true;
+    h.host.refuse_after = Some(2);
+    assert_eq!(h.input(&[PUT_5, b"abc"].concat()), Action::Linger);
+    assert_eq!(h.host.responses(), ["PUT /u ka", "refused"]);
+    assert!(h.s.lingering());
+}
+
+#[test]
+fn a_large_body_not_taken_is_refused_413_and_lingered_on() {
+    let mut h = Harness::new();
+    let max = h.settings.limits.max_discard_body;
+    let put = format!(
+        "PUT /u HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        max + 1
+    );
+    assert_eq!(h.input(put.as_bytes()), Action::Linger);
+    assert_eq!(h.host.responses(), ["reject 413"]);
+    // At the limit, it is read and skipped.
+    let mut h = Harness::new();
+    let put = format!("PUT /u HTTP/1.1\r\nHost: x\r\nContent-Length: {max}\r\n\r\n");
+    assert_eq!(h.input(put.as_bytes()), Action::Read);
+    assert_eq!(h.input(&vec![b'x'; max as usize]), Action::Read);
+    assert_eq!(h.input(GET_A), Action::Read);
+    assert_eq!(h.host.responses(), ["PUT /u ka", "GET /a ka"]);
+    assert!(h.host.received.is_empty());
+}
+
+#[test]
+fn an_empty_taken_body_ends_at_once() {
+    let mut h = Harness::new();
+    h.host.take = true;
+    let post = b"POST /u HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
+    assert_eq!(h.input(post), Action::Read);
+    // No body to ask about, but the host takes it anyway: it ends at once.
+    assert_eq!(h.host.responses(), ["POST /u ka", "end 0 ka"]);
+}
+
+#[test]
+fn a_chunked_body_is_decoded_for_the_host_and_bad_framing_is_400() {
+    let mut h = Harness::new();
+    h.host.take = true;
+    let put = b"PUT /u HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let input = [
+        &put[..],
+        b"3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nT: 1\r\n\r\n",
+        GET_A,
+    ]
+    .concat();
+    for i in 0..=input.len() {
+        let mut h = Harness::new();
+        h.host.take = true;
+        for part in [&input[..i], &input[i..]] {
+            if !part.is_empty() {
+                assert_eq!(h.input(part), Action::Read, "split at {i}");
+            }
+        }
+        assert_eq!(h.host.received, b"abcde", "split at {i}");
+        assert_eq!(h.host.responses(), ["PUT /u ka", "end 5 ka", "GET /a ka"]);
+    }
+    assert_eq!(h.input(&[&put[..], b"3\r\nabcX"].concat()), Action::Linger);
+    assert_eq!(h.host.responses(), ["PUT /u ka", "reject 400"]);
+}
+
+#[test]
+fn a_skipped_chunked_body_that_breaks_or_grows_too_large_closes() {
+    let mut h = Harness::new();
+    let get = b"GET /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    assert_eq!(h.input(&[&get[..], b"zz\r\n"].concat()), Action::Close);
+    assert_eq!(h.host.responses(), ["GET /a ka"]);
+    let mut h = Harness::new();
+    let max = h.settings.limits.max_discard_body as usize;
+    let big = [
+        &get[..],
+        format!("{:x}\r\n", max + 1).as_bytes(),
+        &vec![b'x'; max + 1],
+    ]
+    .concat();
+    assert_eq!(h.input(&big), Action::Close);
 }

@@ -73,9 +73,17 @@ pub struct Request<'a> {
     /// `Accept-Encoding` (precompressed files); `None` when sent more than once, which falls
     /// back to the unencoded file rather than joining the lines (that would allocate).
     pub accept_encoding: Option<&'a [u8]>,
-    /// Length of the request body announced by `Content-Length` (0 without one); the engine
-    /// reads and discards that many bytes after the head before parsing the next request.
+    /// Length of the request body announced by `Content-Length` (0 without one, and for a
+    /// chunked body).
     pub body_len: u64,
+    /// The body is sent with the chunked transfer coding (RFC 9112 §7.1), its end found by
+    /// decoding it ([`super::chunked`]).
+    pub chunked: bool,
+    /// `Expect: 100-continue`: the client waits for an interim 100 before sending its body.
+    pub expect_continue: bool,
+    /// The whole head as received, for the rare requests (uploads) that read fields beyond
+    /// the ones kept here ([`fields`]).
+    pub head: &'a [u8],
     /// Number of bytes of the buffer taken by the head (request line, fields, final CRLF).
     pub head_len: usize,
 }
@@ -108,8 +116,9 @@ pub const MAX_HEADERS: usize = 64;
 /// them is answered 431, whether it is still arriving or not. Everything that could let a
 /// front-end and this server disagree about where a message ends (RFC 9112 §6.3, §11.2) is
 /// rejected and closes the connection: duplicate or non-numeric `Content-Length`,
-/// `Transfer-Encoding` (with `Content-Length`: 400; alone: 501), obs-fold, missing or
-/// duplicate `Host`. Duplicated singleton fields are resolved without allocating:
+/// `Transfer-Encoding` beside `Content-Length` or in HTTP/1.0 (400), a coding other than a
+/// single `chunked` (501), obs-fold, missing or duplicate `Host`. How large a body may be
+/// is not decided here: the session asks whether the server takes it ([`super::h1`]). Duplicated singleton fields are resolved without allocating:
 /// `If-Match` / `If-None-Match` keep their first line (which can only turn a 304 into a 200
 /// or a success into a 412, never serve what the client excluded), duplicate dates are
 /// ignored (RFC 9110 §13.1.3–4), and a duplicate `Range` or `If-Range` drops the range
@@ -149,8 +158,7 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parse<'a> {
         target_raw,
         version,
         raw.headers,
-        head_len,
-        limits,
+        &window[..head_len],
     )
 }
 
@@ -190,8 +198,7 @@ fn parse_later_minor<'a>(window: &'a [u8], limits: &Limits) -> Option<Parse<'a>>
             target,
             Version::Http11,
             headers,
-            line_end + 1 + n,
-            limits,
+            &window[..line_end + 1 + n],
         ),
         Ok(httparse::Status::Partial) => partial(window, limits),
         Err(httparse::Error::TooManyHeaders) => Parse::Invalid(Status::HeaderFieldsTooLarge),
@@ -200,14 +207,13 @@ fn parse_later_minor<'a>(window: &'a [u8], limits: &Limits) -> Option<Parse<'a>>
 }
 
 /// Builds the request from its parsed request line and header fields, checking what framing
-/// and the server need (see [`parse`]).
+/// and the server need (see [`parse`]); `head` is the whole head.
 fn build<'a>(
     method_raw: &'a str,
     target_raw: &'a str,
     version: Version,
     headers: &[httparse::Header<'a>],
-    head_len: usize,
-    limits: &Limits,
+    head: &'a [u8],
 ) -> Parse<'a> {
     let target_raw = target_raw.as_bytes();
     if target_raw.len() > MAX_TARGET {
@@ -226,19 +232,22 @@ fn build<'a>(
     {
         return Parse::Invalid(Status::BadRequest);
     }
-    let body_len = match (f.content_length.value, f.transfer_encoding) {
+    // RFC 9112 §6.1-§6.3: `chunked` must be the final (here: only) coding; Content-Length
+    // beside it, or any transfer coding in HTTP/1.0, leaves the framing in doubt.
+    let (body_len, chunked) = match (f.content_length.value, f.transfer_encoding) {
         _ if f.content_length.repeated => return Parse::Invalid(Status::BadRequest),
-        (Some(_), true) => return Parse::Invalid(Status::BadRequest),
-        (None, true) => return Parse::Invalid(Status::NotImplemented),
-        (None, false) => 0,
-        (Some(cl), false) => match parse_decimal(cl) {
-            Some(n) => n,
+        (Some(_), Coding::Chunked | Coding::Other) => return Parse::Invalid(Status::BadRequest),
+        (None, Coding::Chunked | Coding::Other) if version == Version::Http10 => {
+            return Parse::Invalid(Status::BadRequest)
+        }
+        (None, Coding::Other) => return Parse::Invalid(Status::NotImplemented),
+        (None, Coding::Chunked) => (0, true),
+        (None, Coding::None) => (0, false),
+        (Some(cl), Coding::None) => match parse_decimal(cl) {
+            Some(n) => (n, false),
             None => return Parse::Invalid(Status::BadRequest),
         },
     };
-    if body_len > limits.max_discard_body {
-        return Parse::Invalid(Status::PayloadTooLarge);
-    }
 
     let range_ok = !f.range.repeated && !f.if_range.repeated;
     Parse::Complete(Request {
@@ -265,8 +274,41 @@ fn build<'a>(
         accept: f.accept.unique(),
         accept_encoding: f.accept_encoding.unique(),
         body_len,
-        head_len,
+        chunked,
+        expect_continue: f.expect_continue,
+        head,
+        head_len: head.len(),
     })
+}
+
+/// The header field lines of a parsed `head` as `(name, value)` with the value trimmed, in
+/// order: for the fields [`Request`] does not keep. The head was validated by [`parse`] (no
+/// obs-fold, every line a field), so splitting lines is exact.
+pub fn fields(head: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    head.split(|&b| b == b'\n')
+        .skip_while(|line| line.is_empty() || *line == b"\r")
+        .skip(1)
+        .filter_map(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let colon = memchr::memchr(b':', line)?;
+            Some((&line[..colon], trim_ows(&line[colon + 1..])))
+        })
+}
+
+/// The value of the header field `name` (case-insensitive) in `head`; `Err(())` when it
+/// appears more than once.
+#[allow(clippy::result_unit_err)]
+pub fn field<'a>(head: &'a [u8], name: &str) -> Result<Option<&'a [u8]>, ()> {
+    let mut found = None;
+    for (n, v) in fields(head) {
+        if n.eq_ignore_ascii_case(name.as_bytes()) {
+            if found.is_some() {
+                return Err(());
+            }
+            found = Some(v);
+        }
+    }
+    Ok(found)
 }
 
 /// No complete head in `window`: wait for more, unless the window is already full.
@@ -369,9 +411,10 @@ enum Field {
     UserAgent,
     Accept,
     AcceptEncoding,
+    Expect,
 }
 
-const FIELDS: [(&str, Field); 14] = [
+const FIELDS: [(&str, Field); 15] = [
     ("host", Field::Host),
     ("content-length", Field::ContentLength),
     ("transfer-encoding", Field::TransferEncoding),
@@ -386,6 +429,7 @@ const FIELDS: [(&str, Field); 14] = [
     ("user-agent", Field::UserAgent),
     ("accept", Field::Accept),
     ("accept-encoding", Field::AcceptEncoding),
+    ("expect", Field::Expect),
 ];
 
 fn classify(name: &str) -> Option<Field> {
@@ -417,12 +461,25 @@ impl<'a> Once<'a> {
     }
 }
 
+/// What `Transfer-Encoding` lines said.
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Coding {
+    /// No `Transfer-Encoding`.
+    #[default]
+    None,
+    /// Exactly `chunked`, once.
+    Chunked,
+    /// Anything else: another coding, a list, or several lines.
+    Other,
+}
+
 /// What the field scan collected.
 #[derive(Default)]
 struct Fields<'a> {
     host: Once<'a>,
     content_length: Once<'a>,
-    transfer_encoding: bool,
+    transfer_encoding: Coding,
+    expect_continue: bool,
     close: bool,
     keep_alive: bool,
     range: Once<'a>,
@@ -446,7 +503,15 @@ impl<'a> Fields<'a> {
             match classify(h.name) {
                 Some(Field::Host) => f.host.add(value),
                 Some(Field::ContentLength) => f.content_length.add(value),
-                Some(Field::TransferEncoding) => f.transfer_encoding = true,
+                Some(Field::TransferEncoding) => {
+                    f.transfer_encoding = match f.transfer_encoding {
+                        Coding::None if value.eq_ignore_ascii_case(b"chunked") => Coding::Chunked,
+                        _ => Coding::Other,
+                    }
+                }
+                Some(Field::Expect) => {
+                    f.expect_continue |= value.eq_ignore_ascii_case(b"100-continue")
+                }
                 Some(Field::Connection) => {
                     for token in value.split(|&b| b == b',').map(trim_ows) {
                         f.close |= token.eq_ignore_ascii_case(b"close");

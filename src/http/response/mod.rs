@@ -279,6 +279,46 @@ pub fn refuse(
     )
 }
 
+/// Answers an upload request (see [`crate::upload`]) with `status` and the protocol's header
+/// `lines` (each `Name: value` and CRLF): an error carries its HTML page as [`error`] does,
+/// any other status no body (`Content-Length: 0`, omitted on 204 and for HEAD).
+pub fn upload(
+    status: Status,
+    lines: &[u8],
+    head_only: bool,
+    keep_alive: bool,
+    cx: &Context<'_>,
+    out: &mut Vec<u8>,
+    chunks: &mut Vec<Chunk>,
+) -> Planned {
+    let client = Client::explicit(keep_alive);
+    if status.code() >= 400 {
+        return page(status, head_only, client, cx, out, chunks, |out| {
+            out.extend_from_slice(lines)
+        });
+    }
+    let keep_alive = persist(status, client, cx);
+    let start = begin(status, cx, out);
+    out.extend_from_slice(lines);
+    if status != Status::NoContent && !head_only {
+        header_u64(out, b"Content-Length", 0);
+    }
+    finish(keep_alive, client, start, out, chunks);
+    Planned {
+        status,
+        keep_alive,
+        body_len: 0,
+    }
+}
+
+/// The interim `100 Continue` (RFC 9110 §15.2.1) a client sent `Expect: 100-continue` waits
+/// for before its body.
+pub fn continue_interim(out: &mut Vec<u8>, chunks: &mut Vec<Chunk>) {
+    let start = out.len();
+    out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+    push_mem(chunks, start, out.len());
+}
+
 /// Answers 301 to a directory requested without its trailing slash: `target` is the
 /// request's origin-form `path[?query]`, and `Location` is `path/[?query]`.
 ///

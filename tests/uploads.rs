@@ -1,0 +1,687 @@
+//! Uploads end to end over real TCP: tus 1.0 and `PUT` with `Content-Range`, resumed after
+//! a client or the server dies, checked byte-exact against what is published and served.
+
+mod common;
+
+use base64::Engine;
+use common::*;
+use sha2::Digest;
+
+backend_tests!(
+    tus_upload_in_pieces_is_published_and_served,
+    tus_creation_with_upload_and_deferred_length,
+    tus_checksum_mismatch_keeps_the_offset,
+    tus_protocol_errors,
+    tus_delete_and_unknown_ids,
+    tus_second_writer_is_locked_out,
+    auth_is_required_and_reveals_nothing,
+    put_in_chunks_resumes_and_publishes,
+    put_whole_file_chunked_with_100_continue,
+    put_digest_mismatch_is_not_published,
+    names_are_sanitised_and_state_is_hidden,
+    uploads_resume_after_kill_9,
+    tuspy_uploads_and_resumes,
+);
+
+const TOKEN: &str = "t0ken-for-tests";
+
+/// A served root with uploads under `/incoming/` and a token file beside it.
+struct Setup {
+    corpus: Corpus,
+    server: Server,
+}
+
+impl Setup {
+    fn new(backend: Backend, extra: &[&str]) -> Setup {
+        let corpus = Corpus::new();
+        let server = start(backend, &corpus, extra);
+        Setup { corpus, server }
+    }
+
+    fn published(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.corpus.root().join("incoming").join(name)).unwrap_or_default()
+    }
+}
+
+fn start(backend: Backend, corpus: &Corpus, extra: &[&str]) -> Server {
+    let tokens = corpus.outside().join("tokens");
+    std::fs::write(&tokens, format!("# uploaders\n{TOKEN}\n")).unwrap();
+    let tokens = tokens.display().to_string();
+    let mut args = vec!["--uploads", "/incoming/", "--upload-token-file", &tokens];
+    args.extend_from_slice(extra);
+    Server::start(backend, corpus.root(), &args)
+}
+
+fn auth() -> String {
+    format!("Authorization: Bearer {TOKEN}")
+}
+
+fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// `POST /incoming/` creating a tus upload of `len` bytes named `name`; its URL.
+fn tus_create(conn: &mut Conn, len: u64, name: &str) -> String {
+    let r = conn.roundtrip(&req(
+        "POST",
+        "/incoming/",
+        &[
+            &auth(),
+            "Tus-Resumable: 1.0.0",
+            &format!("Upload-Length: {len}"),
+            &format!(
+                "Upload-Metadata: filename {},filetype {}",
+                b64(name),
+                b64("x/y")
+            ),
+            "Content-Length: 0",
+        ],
+    ));
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.expect_header("Tus-Resumable"), "1.0.0");
+    assert!(r.header("Upload-Expires").is_some(), "{r:?}");
+    let location = r.expect_header("Location").to_string();
+    assert!(location.starts_with("/incoming/.tus/"), "{location}");
+    location
+}
+
+/// A tus `PATCH` of `data` at `offset` to `url`, with extra header lines.
+fn tus_patch(conn: &mut Conn, url: &str, offset: u64, data: &[u8], extra: &[&str]) -> Response {
+    let mut headers = vec![
+        auth(),
+        "Tus-Resumable: 1.0.0".into(),
+        "Content-Type: application/offset+octet-stream".into(),
+        format!("Upload-Offset: {offset}"),
+        format!("Content-Length: {}", data.len()),
+    ];
+    headers.extend(extra.iter().map(|s| s.to_string()));
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    conn.send(req("PATCH", url, &headers));
+    conn.send(data);
+    conn.read_response(false)
+}
+
+fn tus_offset(conn: &mut Conn, url: &str) -> Response {
+    conn.roundtrip(&req("HEAD", url, &[&auth(), "Tus-Resumable: 1.0.0"]))
+}
+
+fn tus_upload_in_pieces_is_published_and_served(backend: Backend) {
+    let s = Setup::new(backend, &["--upload-max-size", "1m"]);
+    let mut conn = s.server.connect();
+    let r = conn.roundtrip(&req("OPTIONS", "/incoming/", &[]));
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(r.expect_header("Tus-Version"), "1.0.0");
+    assert_eq!(r.expect_header("Tus-Max-Size"), "1048576");
+    for ext in [
+        "creation",
+        "creation-with-upload",
+        "creation-defer-length",
+        "checksum",
+        "termination",
+        "expiration",
+    ] {
+        assert!(r.has_token("Tus-Extension", ext), "{ext}: {r:?}");
+    }
+    assert!(r.has_token("Tus-Checksum-Algorithm", "sha1"));
+
+    let data = noise("tus", 300_000);
+    let url = tus_create(&mut conn, data.len() as u64, "image.bin");
+    let head = tus_offset(&mut conn, &url);
+    assert_eq!(
+        (head.status, head.expect_header("Upload-Offset")),
+        (200, "0")
+    );
+    assert_eq!(head.expect_header("Upload-Length"), "300000");
+    assert_eq!(head.expect_header("Cache-Control"), "no-store");
+    assert!(head
+        .expect_header("Upload-Metadata")
+        .contains(&b64("image.bin")));
+    let mut offset = 0;
+    for piece in data.chunks(128 * 1024) {
+        let r = tus_patch(&mut conn, &url, offset, piece, &[]);
+        offset += piece.len() as u64;
+        assert_eq!(r.status, 204, "{r:?}");
+        assert_eq!(r.expect_header("Upload-Offset"), offset.to_string());
+    }
+    assert_eq!(s.published("image.bin"), data);
+    let got = conn.roundtrip(&get("/incoming/image.bin"));
+    assert!(got.status == 200 && got.body == data, "{got:?}");
+    // The upload's URL still tells a client that resumes that it is complete.
+    let head = tus_offset(&mut conn, &url);
+    assert_eq!(head.expect_header("Upload-Offset"), "300000");
+    // Too large for --upload-max-size.
+    let r = conn.roundtrip(&req(
+        "POST",
+        "/incoming/",
+        &[
+            &auth(),
+            "Tus-Resumable: 1.0.0",
+            "Upload-Length: 1048577",
+            "Content-Length: 0",
+        ],
+    ));
+    assert_eq!(r.status, 413, "{r:?}");
+}
+
+fn tus_creation_with_upload_and_deferred_length(backend: Backend) {
+    let s = Setup::new(backend, &[]);
+    let mut conn = s.server.connect();
+    let data = noise("deferred", 5000);
+    conn.send(req(
+        "POST",
+        "/incoming/",
+        &[
+            &auth(),
+            "Tus-Resumable: 1.0.0",
+            "Upload-Defer-Length: 1",
+            &format!("Upload-Metadata: filename {}", b64("later.bin")),
+            "Content-Type: application/offset+octet-stream",
+            "Content-Length: 3000",
+        ],
+    ));
+    conn.send(&data[..3000]);
+    let r = conn.read_response(false);
+    assert_eq!(
+        (r.status, r.expect_header("Upload-Offset")),
+        (201, "3000"),
+        "{r:?}"
+    );
+    let url = r.expect_header("Location").to_string();
+    let head = tus_offset(&mut conn, &url);
+    assert_eq!(head.expect_header("Upload-Defer-Length"), "1");
+    let r = tus_patch(
+        &mut conn,
+        &url,
+        3000,
+        &data[3000..],
+        &["Upload-Length: 5000"],
+    );
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(s.published("later.bin"), data);
+}
+
+fn tus_checksum_mismatch_keeps_the_offset(backend: Backend) {
+    let s = Setup::new(backend, &[]);
+    let mut conn = s.server.connect();
+    let data = noise("sum", 4000);
+    let url = tus_create(&mut conn, 4000, "summed.bin");
+    let sha1 = |d: &[u8]| {
+        let digest = sha1::Sha1::digest(d);
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    };
+    let wrong = format!("Upload-Checksum: sha1 {}", sha1(b"something else"));
+    let r = tus_patch(&mut conn, &url, 0, &data[..2000], &[&wrong]);
+    assert_eq!(r.status, 460, "{r:?}");
+    assert_eq!(
+        tus_offset(&mut conn, &url).expect_header("Upload-Offset"),
+        "0"
+    );
+    let right = format!("Upload-Checksum: sha1 {}", sha1(&data[..2000]));
+    let r = tus_patch(&mut conn, &url, 0, &data[..2000], &[&right]);
+    assert_eq!(
+        (r.status, r.expect_header("Upload-Offset")),
+        (204, "2000"),
+        "{r:?}"
+    );
+    let sha256 =
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&data[2000..]));
+    let r = tus_patch(
+        &mut conn,
+        &url,
+        2000,
+        &data[2000..],
+        &[&format!("Upload-Checksum: sha256 {sha256}")],
+    );
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(s.published("summed.bin"), data);
+    let r = tus_patch(
+        &mut conn,
+        &url,
+        0,
+        b"x",
+        &["Upload-Checksum: crc32 AAAAAA=="],
+    );
+    assert!(r.status == 400 || r.status == 409, "{r:?}");
+}
+
+fn tus_protocol_errors(backend: Backend) {
+    let s = Setup::new(backend, &[]);
+    let mut conn = s.server.connect();
+    let url = tus_create(&mut conn, 10, "errors.bin");
+    // Without Tus-Resumable.
+    let r = conn.roundtrip(&req("HEAD", &url, &[&auth()]));
+    assert_eq!(
+        (r.status, r.expect_header("Tus-Version")),
+        (412, "1.0.0"),
+        "{r:?}"
+    );
+    // Wrong offset: 409 with the real one.
+    let r = tus_patch(&mut conn, &url, 5, b"abc", &[]);
+    assert_eq!(
+        (r.status, r.expect_header("Upload-Offset")),
+        (409, "0"),
+        "{r:?}"
+    );
+    // Wrong media type.
+    let mut conn = s.server.connect();
+    conn.send(req(
+        "PATCH",
+        &url,
+        &[
+            &auth(),
+            "Tus-Resumable: 1.0.0",
+            "Content-Type: text/plain",
+            "Upload-Offset: 0",
+            "Content-Length: 3",
+        ],
+    ));
+    conn.send("abc");
+    assert_eq!(conn.read_response(false).status, 415);
+    // More than the upload's length.
+    let mut conn = s.server.connect();
+    let r = tus_patch(&mut conn, &url, 0, &[b'x'; 11], &[]);
+    assert_eq!(r.status, 413, "{r:?}");
+    // Neither length nor deferral; bad metadata.
+    for bad in [
+        vec!["Content-Length: 0"],
+        vec![
+            "Upload-Length: 1",
+            "Upload-Metadata: filename !!",
+            "Content-Length: 0",
+        ],
+    ] {
+        let mut headers = vec![auth(), "Tus-Resumable: 1.0.0".to_string()];
+        headers.extend(bad.iter().map(|s| s.to_string()));
+        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+        let r = s.server.fetch(&req("POST", "/incoming/", &headers));
+        assert_eq!(r.status, 400, "{bad:?}: {r:?}");
+    }
+    // Nothing of it was published.
+    assert!(s.published("errors.bin").is_empty());
+}
+
+fn tus_delete_and_unknown_ids(backend: Backend) {
+    let s = Setup::new(backend, &[]);
+    let mut conn = s.server.connect();
+    let url = tus_create(&mut conn, 10, "deleted.bin");
+    assert_eq!(tus_patch(&mut conn, &url, 0, b"12345", &[]).status, 204);
+    let r = conn.roundtrip(&req("DELETE", &url, &[&auth(), "Tus-Resumable: 1.0.0"]));
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(tus_offset(&mut conn, &url).status, 404);
+    let unknown = "/incoming/.tus/0123456789abcdef0123456789abcdef";
+    assert_eq!(tus_offset(&mut conn, unknown).status, 404);
+    assert_eq!(tus_patch(&mut conn, unknown, 0, b"x", &[]).status, 404);
+    // Not an id: not an upload URL at all.
+    let r = conn.roundtrip(&req(
+        "HEAD",
+        "/incoming/.tus/../../etc/passwd",
+        &[&auth(), "Tus-Resumable: 1.0.0"],
+    ));
+    assert_ne!(r.status, 200, "{r:?}");
+}
+
+fn tus_second_writer_is_locked_out(backend: Backend) {
+    let s = Setup::new(backend, &[]);
+    let mut first = s.server.connect();
+    let url = tus_create(&mut first, 10, "locked.bin");
+    // The first PATCH sends half its body and holds the upload.
+    first.send(req(
+        "PATCH",
+        &url,
+        &[
+            &auth(),
+            "Tus-Resumable: 1.0.0",
+            "Content-Type: application/offset+octet-stream",
+            "Upload-Offset: 0",
+            "Content-Length: 10",
+        ],
+    ));
+    first.send("12345");
+    // Once the first five bytes are stored, a second writer is refused.
+    let mut second = s.server.connect();
+    loop {
+        let head = tus_offset(&mut second, &url);
+        if head.expect_header("Upload-Offset") == "5" {
+            break;
+        }
+    }
+    let r = tus_patch(&mut second, &url, 5, b"67890", &[]);
+    assert_eq!(r.status, 423, "{r:?}");
+    first.send("67890");
+    assert_eq!(first.read_response(false).status, 204);
+    assert_eq!(s.published("locked.bin"), b"1234567890");
+}
+
+fn auth_is_required_and_reveals_nothing(backend: Backend) {
+    let s = Setup::new(backend, &[]);
+    let mut conn = s.server.connect();
+    let url = tus_create(&mut conn, 10, "secret.bin");
+    let unknown = "/incoming/.tus/0123456789abcdef0123456789abcdef";
+    for target in [url.as_str(), unknown] {
+        let r = s
+            .server
+            .fetch(&req("HEAD", target, &["Tus-Resumable: 1.0.0"]));
+        assert_eq!(r.status, 401, "{target}: {r:?}");
+        assert!(r.expect_header("WWW-Authenticate").starts_with("Bearer"));
+        let r = s.server.fetch(&req(
+            "HEAD",
+            target,
+            &["Tus-Resumable: 1.0.0", "Authorization: Bearer nope"],
+        ));
+        assert_eq!(r.status, 403, "{target}: {r:?}");
+    }
+    let r = s
+        .server
+        .fetch(&req("PUT", "/incoming/x.bin", &["Content-Length: 0"]));
+    assert_eq!(r.status, 401, "{r:?}");
+    // Without any authorisation configured the server does not start.
+    let corpus = Corpus::new();
+    let (status, lines) = Server::run_to_exit(
+        backend,
+        corpus.root(),
+        &["--uploads", "/incoming/"],
+        std::time::Duration::from_secs(10),
+    );
+    assert!(!status.success());
+    assert!(
+        lines.iter().any(|l| l.contains("--upload-token-file")),
+        "{lines:?}"
+    );
+}
+
+/// `PUT` of `data` as bytes `first..` of a `total`-byte file.
+fn put_chunk(conn: &mut Conn, name: &str, first: u64, data: &[u8], total: u64) -> Response {
+    let last = first + data.len() as u64 - 1;
+    conn.send(req(
+        "PUT",
+        &format!("/incoming/{name}"),
+        &[
+            &auth(),
+            &format!("Content-Range: bytes {first}-{last}/{total}"),
+            &format!("Content-Length: {}", data.len()),
+        ],
+    ));
+    conn.send(data);
+    conn.read_response(false)
+}
+
+fn put_in_chunks_resumes_and_publishes(backend: Backend) {
+    let s = Setup::new(backend, &[]);
+    let data = noise("put", 250_000);
+    let total = data.len() as u64;
+    let mut conn = s.server.connect();
+    let r = put_chunk(&mut conn, "put.bin", 0, &data[..100_000], total);
+    assert_eq!(r.status, 308, "{r:?}");
+    assert_eq!(r.expect_header("Range"), "bytes=0-99999");
+    // A client that lost track asks, as with Google's resumable uploads.
+    let r = conn.roundtrip(&req("HEAD", "/incoming/put.bin", &[&auth()]));
+    assert_eq!(
+        (r.status, r.expect_header("Upload-Offset")),
+        (308, "100000"),
+        "{r:?}"
+    );
+    // Without credentials it is just a file that does not exist yet.
+    assert_eq!(
+        s.server
+            .fetch(&req("HEAD", "/incoming/put.bin", &[]))
+            .status,
+        404
+    );
+    // A chunk out of order is refused with the real offset.
+    let r = put_chunk(&mut conn, "put.bin", 200_000, &data[200_000..], total);
+    assert_eq!(
+        (r.status, r.expect_header("Upload-Offset")),
+        (409, "100000"),
+        "{r:?}"
+    );
+    let r = put_chunk(
+        &mut conn,
+        "put.bin",
+        100_000,
+        &data[100_000..200_000],
+        total,
+    );
+    assert_eq!(r.status, 308, "{r:?}");
+    let sha = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&data));
+    conn.send(req(
+        "PUT",
+        "/incoming/put.bin",
+        &[
+            &auth(),
+            &format!("Content-Range: bytes 200000-249999/{total}"),
+            &format!("Repr-Digest: sha-256=:{sha}:"),
+            "Content-Length: 50000",
+        ],
+    ));
+    conn.send(&data[200_000..]);
+    let r = conn.read_response(false);
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.expect_header("Location"), "/incoming/put.bin");
+    assert_eq!(s.published("put.bin"), data);
+    let got = conn.roundtrip(&get("/incoming/put.bin"));
+    assert_eq!(got.body, data);
+    // The name is taken now.
+    let r = put_chunk(&mut conn, "put.bin", 0, b"new", 3);
+    assert_eq!(r.status, 409, "{r:?}");
+}
+
+fn put_whole_file_chunked_with_100_continue(backend: Backend) {
+    let s = Setup::new(backend, &[]);
+    let data = noise("chunked", 70_000);
+    let mut conn = s.server.connect();
+    conn.send(req(
+        "PUT",
+        "/incoming/whole.bin",
+        &[
+            &auth(),
+            "Transfer-Encoding: chunked",
+            "Expect: 100-continue",
+        ],
+    ));
+    let interim = conn.read_response(false);
+    assert_eq!(interim.status, 100, "{interim:?}");
+    let mut body = Vec::new();
+    for piece in data.chunks(9000) {
+        body.extend_from_slice(format!("{:x};n=1\r\n", piece.len()).as_bytes());
+        body.extend_from_slice(piece);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"0\r\nX-Note: done\r\n\r\n");
+    conn.send(&body);
+    let r = conn.read_response(false);
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(s.published("whole.bin"), data);
+    // Refused before the body: no 100, the answer straight away.
+    let mut conn = s.server.connect();
+    let r = conn.roundtrip(&req(
+        "PUT",
+        "/incoming/whole2.bin",
+        &["Content-Length: 10", "Expect: 100-continue"],
+    ));
+    assert_eq!(r.status, 401, "{r:?}");
+}
+
+fn put_digest_mismatch_is_not_published(backend: Backend) {
+    let s = Setup::new(backend, &[]);
+    let mut conn = s.server.connect();
+    let wrong = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(b"other"));
+    let r = conn.roundtrip(
+        &(req(
+            "PUT",
+            "/incoming/bad.bin",
+            &[
+                &auth(),
+                &format!("Repr-Digest: sha-256=:{wrong}:"),
+                "Content-Length: 5",
+            ],
+        ) + "hello"),
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(s.published("bad.bin").is_empty());
+    assert_eq!(s.server.fetch(&get("/incoming/bad.bin")).status, 404);
+    // Nothing of it is left to resume either.
+    let r = s
+        .server
+        .fetch(&req("HEAD", "/incoming/bad.bin", &[&auth()]));
+    assert_eq!(r.status, 404, "{r:?}");
+}
+
+fn names_are_sanitised_and_state_is_hidden(backend: Backend) {
+    let s = Setup::new(backend, &["--dotfiles"]);
+    for name in ["../escape.bin", "a/b", "..", ""] {
+        let r = s.server.fetch(&req(
+            "POST",
+            "/incoming/",
+            &[
+                &auth(),
+                "Tus-Resumable: 1.0.0",
+                "Upload-Length: 1",
+                &format!("Upload-Metadata: filename {}", b64(name)),
+                "Content-Length: 0",
+            ],
+        ));
+        assert_eq!(r.status, 400, "{name:?}: {r:?}");
+    }
+    for target in ["/incoming/..%2fescape.bin", "/incoming/sub/x.bin"] {
+        let r = s
+            .server
+            .fetch(&(req("PUT", target, &[&auth(), "Content-Length: 1"]) + "x"));
+        assert!(r.status >= 400, "{target}: {r:?}");
+    }
+    assert!(!s.corpus.outside().join("escape.bin").exists());
+    assert!(!s.corpus.root().join("escape.bin").exists());
+    // The state directory is never served, even with --dotfiles.
+    let mut conn = s.server.connect();
+    tus_create(&mut conn, 5, "hidden.bin");
+    for target in [
+        "/.ringserve-uploads/",
+        "/.ringserve-uploads",
+        "/%2Eringserve-uploads/",
+    ] {
+        let r = s.server.fetch(&get(target));
+        assert_eq!(r.status, 404, "{target}: {r:?}");
+    }
+}
+
+fn uploads_resume_after_kill_9(backend: Backend) {
+    let corpus = Corpus::new();
+    let data = noise("crash", 2_000_000);
+    let server = start(backend, &corpus, &[]);
+    let mut conn = server.connect();
+    let url = tus_create(&mut conn, data.len() as u64, "crash.bin");
+    assert_eq!(
+        tus_patch(&mut conn, &url, 0, &data[..500_000], &[]).status,
+        204
+    );
+    // A PATCH under way when the server is killed.
+    conn.send(req(
+        "PATCH",
+        &url,
+        &[
+            &auth(),
+            "Tus-Resumable: 1.0.0",
+            "Content-Type: application/offset+octet-stream",
+            "Upload-Offset: 500000",
+            "Content-Length: 1500000",
+        ],
+    ));
+    conn.send(&data[500_000..900_000]);
+    let mut probe = server.connect();
+    loop {
+        let head = tus_offset(&mut probe, &url);
+        let at: u64 = head.expect_header("Upload-Offset").parse().unwrap();
+        if at > 500_000 {
+            break;
+        }
+    }
+    // The same for the plain flow.
+    let total = data.len() as u64;
+    assert_eq!(
+        put_chunk(&mut probe, "crash-put.bin", 0, &data[..700_000], total).status,
+        308
+    );
+    drop(server); // SIGKILL
+
+    let server = start(backend, &corpus, &[]);
+    let mut conn = server.connect();
+    let head = tus_offset(&mut conn, &url);
+    let at: u64 = head.expect_header("Upload-Offset").parse().unwrap();
+    assert!((500_000..=900_000).contains(&at), "offset {at}");
+    let r = tus_patch(&mut conn, &url, at, &data[at as usize..], &[]);
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(
+        std::fs::read(corpus.root().join("incoming/crash.bin")).unwrap(),
+        data
+    );
+
+    let r = conn.roundtrip(&req("HEAD", "/incoming/crash-put.bin", &[&auth()]));
+    assert_eq!(r.expect_header("Upload-Offset"), "700000", "{r:?}");
+    let r = put_chunk(&mut conn, "crash-put.bin", 700_000, &data[700_000..], total);
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(
+        std::fs::read(corpus.root().join("incoming/crash-put.bin")).unwrap(),
+        data
+    );
+}
+
+/// The reference Python client, tuspy, uploads through a server that is killed midway, then
+/// resumes from where its URL store says, against a restarted server.
+fn tuspy_uploads_and_resumes(backend: Backend) {
+    let corpus = Corpus::new();
+    let data = noise("tuspy", 3_000_000);
+    let src = corpus.outside().join("src.bin");
+    std::fs::write(&src, &data).unwrap();
+    let script = r#"
+import sys, urllib.parse
+from tusclient import client
+url, path, token, stop = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+c = client.TusClient(url, headers={"Authorization": "Bearer " + token})
+with open(path + ".url", "a+") as f:
+    f.seek(0)
+    known = f.read().strip()
+# The server comes back on another port: keep the upload's path, not its whole URL.
+base = urllib.parse.urlsplit(url)
+u = c.uploader(path, chunk_size=500000, metadata={"filename": "tuspy.bin"},
+               url=(base.scheme + "://" + base.netloc + known) if known else None,
+               upload_checksum=True)
+if not known:
+    u.set_url(u.create_url())
+    with open(path + ".url", "w") as f:
+        f.write(urllib.parse.urlsplit(u.url).path)
+if stop:
+    u.upload(stop_at=stop)
+else:
+    u.upload()
+print(u.offset)
+"#;
+    let run = |server: &Server, stop: u64| {
+        // Debian's python3-tuspy, whatever other python3 comes first on the PATH.
+        let out = std::process::Command::new("/usr/bin/python3")
+            .args(["-c", script])
+            .arg(format!("http://{}/incoming/", server.addr()))
+            .arg(&src)
+            .arg(TOKEN)
+            .arg(stop.to_string())
+            .output()
+            .expect("python3");
+        assert!(
+            out.status.success(),
+            "tuspy: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let server = start(backend, &corpus, &[]);
+    assert_eq!(run(&server, 1_000_000), 1_000_000);
+    drop(server);
+    let server = start(backend, &corpus, &[]);
+    assert_eq!(run(&server, 0), data.len() as u64);
+    let published = std::fs::read(corpus.root().join("incoming/tuspy.bin")).unwrap();
+    assert_eq!(
+        sha2::Sha256::digest(&published),
+        sha2::Sha256::digest(&data)
+    );
+}
