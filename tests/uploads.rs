@@ -21,6 +21,7 @@ backend_tests!(
     names_are_sanitised_and_state_is_hidden,
     uploads_resume_after_kill_9,
     tuspy_uploads_and_resumes,
+    no_space_is_507_and_the_upload_resumes,
 );
 
 const TOKEN: &str = "t0ken-for-tests";
@@ -684,4 +685,62 @@ print(u.offset)
         sha2::Sha256::digest(&published),
         sha2::Sha256::digest(&data)
     );
+}
+
+/// A tmpfs of `size` mounted over a fresh directory for the test's life (the tests run as
+/// root, as `.ci/run` does).
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount(8)");
+        assert!(status.success(), "mounting a tmpfs needs root: {status}");
+        Tmpfs(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.0.path()).status();
+    }
+}
+
+fn no_space_is_507_and_the_upload_resumes(backend: Backend) {
+    let fs = Tmpfs::mount("4m");
+    let root = fs.0.path();
+    let filler = root.join("filler.bin");
+    std::fs::write(&filler, vec![0u8; 2 << 20]).unwrap();
+    std::fs::write(root.join("small.txt"), "small").unwrap();
+    let corpus = Corpus::new();
+    let tokens = corpus.outside().join("tokens");
+    std::fs::write(&tokens, format!("{TOKEN}\n")).unwrap();
+    let tokens = tokens.display().to_string();
+    let server = Server::start(
+        backend,
+        root,
+        &["--uploads", "/incoming/", "--upload-token-file", &tokens],
+    );
+    let data = noise("enospc", 3 << 20);
+    let total = data.len() as u64;
+    let mut conn = server.connect();
+    let r = put_chunk(&mut conn, "big.bin", 0, &data, total);
+    assert_eq!(r.status, 507, "{r:?}");
+    let stored: u64 = r.expect_header("Upload-Offset").parse().unwrap();
+    assert!(stored < total, "{stored}");
+    // The offset is the truth: what the file holds.
+    let r = server.fetch(&req("HEAD", "/incoming/big.bin", &[&auth()]));
+    assert_eq!(r.expect_header("Upload-Offset"), stored.to_string(), "{r:?}");
+    // The server still serves, and once space is freed the upload goes on from there.
+    // (Not the filler, which the open-file cache would then hold on to after its removal.)
+    assert_eq!(server.fetch(&get("/small.txt")).body, b"small");
+    std::fs::remove_file(&filler).unwrap();
+    let mut conn = server.connect();
+    let r = put_chunk(&mut conn, "big.bin", stored, &data[stored as usize..], total);
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(std::fs::read(root.join("incoming/big.bin")).unwrap(), data);
 }
