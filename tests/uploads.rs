@@ -299,6 +299,30 @@ fn tus_protocol_errors(backend: Backend) {
     }
     // Nothing of it was published.
     assert!(s.published("errors.bin").is_empty());
+    // No metadata at all is fine: the upload is published under its id.
+    let r = s.server.fetch(&req(
+        "POST",
+        "/incoming/",
+        &[
+            &auth(),
+            "Tus-Resumable: 1.0.0",
+            "Upload-Length: 0",
+            "Content-Length: 0",
+        ],
+    ));
+    assert_eq!(r.status, 201, "{r:?}");
+    let id = r
+        .expect_header("Location")
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        std::fs::metadata(s.corpus.root().join("incoming").join(id))
+            .unwrap()
+            .len(),
+        0
+    );
 }
 
 fn tus_delete_and_unknown_ids(backend: Backend) {
@@ -706,7 +730,10 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(self.0.path()).status();
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
     }
 }
 
@@ -734,13 +761,23 @@ fn no_space_is_507_and_the_upload_resumes(backend: Backend) {
     assert!(stored < total, "{stored}");
     // The offset is the truth: what the file holds.
     let r = server.fetch(&req("HEAD", "/incoming/big.bin", &[&auth()]));
-    assert_eq!(r.expect_header("Upload-Offset"), stored.to_string(), "{r:?}");
+    assert_eq!(
+        r.expect_header("Upload-Offset"),
+        stored.to_string(),
+        "{r:?}"
+    );
     // The server still serves, and once space is freed the upload goes on from there.
     // (Not the filler, which the open-file cache would then hold on to after its removal.)
     assert_eq!(server.fetch(&get("/small.txt")).body, b"small");
     std::fs::remove_file(&filler).unwrap();
     let mut conn = server.connect();
-    let r = put_chunk(&mut conn, "big.bin", stored, &data[stored as usize..], total);
+    let r = put_chunk(
+        &mut conn,
+        "big.bin",
+        stored,
+        &data[stored as usize..],
+        total,
+    );
     assert_eq!(r.status, 201, "{r:?}");
     assert_eq!(std::fs::read(root.join("incoming/big.bin")).unwrap(), data);
 }

@@ -296,6 +296,29 @@ impl Conn {
         self.send_records(next)
     }
 
+    /// Whether the connection would take its input straight from the socket now (an upload
+    /// body spliced to its file, see [`Conn::read_direct`]): a backend that receives eagerly
+    /// stops, and waits for readability instead.
+    pub fn wants_direct(&self) -> bool {
+        self.tls.is_none()
+            && self.session.wants_direct()
+            && self.upload.as_deref().is_some_and(Receiving::direct)
+    }
+
+    /// The socket has input the backend has not read: a request body the session can take
+    /// without reading it (an upload spliced to its file) is moved now. `None`: read the
+    /// input as usual. With `Some`, whether the socket was drained.
+    pub fn read_direct(&mut self, w: &mut Worker) -> Option<(Next, bool)> {
+        if self.tls.is_some() {
+            return None;
+        }
+        let (next, drained) = self.drive_with(w, |s, cx, host| match s.on_readable(cx, host) {
+            Some((action, drained)) => (action, Some(drained)),
+            None => (Action::Read, None),
+        });
+        drained.map(|d| (next, d))
+    }
+
     /// The socket became writable again after [`Next::Write`].
     pub fn on_writable(&mut self, w: &mut Worker) -> Next {
         if let Some(tls) = self.tls.as_deref_mut() {
@@ -363,6 +386,15 @@ impl Conn {
         w: &mut Worker,
         event: impl FnOnce(&mut Session, &Cx<'_>, &mut Exchange<'_>) -> Action,
     ) -> Next {
+        self.drive_with(w, |s, cx, host| (event(s, cx, host), ())).0
+    }
+
+    /// [`Conn::drive`] for an event that also returns something besides its action.
+    fn drive_with<T>(
+        &mut self,
+        w: &mut Worker,
+        event: impl FnOnce(&mut Session, &Cx<'_>, &mut Exchange<'_>) -> (Action, T),
+    ) -> (Next, T) {
         let settings = w.session_settings();
         let cx = w.cx(&settings);
         let mut host = Exchange {
@@ -376,9 +408,9 @@ impl Conn {
             upload: &mut self.upload,
             w,
         };
-        let action = event(&mut self.session, &cx, &mut host);
+        let (action, extra) = event(&mut self.session, &cx, &mut host);
         self.deadline.set(self.session.deadline());
-        match action {
+        let next = match action {
             Action::Read => Next::Read,
             Action::Write => Next::Write,
             Action::Sleep => Next::Sleep,
@@ -396,7 +428,8 @@ impl Conn {
                     Next::Close
                 }
             }
-        }
+        };
+        (next, extra)
     }
 
     /// The backend is closing the connection (`reset`: with RST): a response cut short is

@@ -247,6 +247,12 @@ impl Epoll {
             if e.conn.lingering() {
                 return e.conn.drop_input(&self.r.w);
             }
+            // An upload body spliced straight to its file; once it ends, what follows is read.
+            match e.conn.read_direct(&mut self.r.w) {
+                Some((next, true)) => return next,
+                Some((next, false)) if next != Next::Read => return next,
+                Some(_) | None => {}
+            }
             match sys::recv(e.conn.sock().as_fd(), &mut self.buf) {
                 Ok(0) => return Next::Close,
                 Ok(n) => {

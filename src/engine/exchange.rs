@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::os::fd::BorrowedFd;
 
-use crate::http::h1::{Flush, Host, Reply};
+use crate::http::h1::{Direct, Flush, Host, Reply};
 use crate::http::response::{self, Context};
 use crate::http::{Method, Request, Status};
 use crate::metrics::Reject;
@@ -48,6 +48,13 @@ pub struct Receiving {
     started: std::time::Instant,
 }
 
+impl Receiving {
+    /// Whether its bytes can go to the file unseen (see [`Receiver::direct`]).
+    pub fn direct(&self) -> bool {
+        self.receiver.as_deref().is_some_and(Receiver::direct)
+    }
+}
+
 impl Host for Exchange<'_> {
     fn takes_body(&mut self, req: &Request<'_>) -> bool {
         let w = &mut *self.w;
@@ -71,6 +78,52 @@ impl Host for Exchange<'_> {
             self.plan_upload(answer, false, *receiving);
         }
         false
+    }
+
+    fn body_direct(&mut self, max: u64) -> Direct {
+        let direct = self.tls.is_none()
+            && self
+                .upload
+                .as_deref()
+                .and_then(|r| r.receiver.as_deref())
+                .is_some_and(Receiver::direct);
+        if !direct {
+            return Direct::Unsupported;
+        }
+        let w = &mut *self.w;
+        // Lent only for this move, and given back empty (or closed if bytes are stuck in it).
+        let Ok(mut pipe) = w.pipes.take() else {
+            return Direct::Unsupported;
+        };
+        let len = max.min(super::pipes::PIPE_SIZE as u64) as usize;
+        let moved = crate::sys::splice_from_socket(self.sock, pipe.w(), len);
+        let direct = match moved {
+            Ok(0) => Direct::Closed,
+            Ok(n) => {
+                pipe.filled = n;
+                let receiver = self.upload.as_deref_mut().and_then(|r| r.receiver.as_mut());
+                match receiver.map(|r| r.write_from_pipe(pipe.r(), n)) {
+                    Some(Ok(())) => {
+                        pipe.filled = 0;
+                        w.metrics.upload_received(n as u64);
+                        Direct::Moved(n as u64)
+                    }
+                    Some(Err(answer)) => {
+                        w.pipes.give(pipe);
+                        if let Some(receiving) = self.upload.take() {
+                            self.plan_upload(answer, false, *receiving);
+                        }
+                        return Direct::Refused;
+                    }
+                    None => Direct::Closed,
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Direct::Drained,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Direct::Moved(0),
+            Err(_) => Direct::Closed,
+        };
+        w.pipes.give(pipe);
+        direct
     }
 
     fn body_end(&mut self, keep_alive: bool) -> Reply {

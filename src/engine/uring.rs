@@ -32,6 +32,7 @@ const RECV: u64 = 2;
 const POLL: u64 = 3;
 const CANCEL: u64 = 4;
 const WAKE: u64 = 5;
+const READY: u64 = 6;
 
 fn user_data(kind: u64, key: TimerKey) -> u64 {
     kind << 56 | (key.gen as u64) << 32 | key.idx as u64
@@ -119,6 +120,21 @@ struct Io {
     recv_armed: bool,
     poll_armed: bool,
     closing: bool,
+    direct: DirectIo,
+}
+
+/// Whether a connection's input is received into the ring's buffers (the multishot receive)
+/// or left in the socket for the connection to splice (an upload body going to its file).
+/// The switch waits for the receive's last completion, so no byte is taken out of order.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum DirectIo {
+    /// Received by the multishot receive.
+    #[default]
+    Off,
+    /// The receive is being cancelled.
+    Cancelling,
+    /// A readiness poll is armed; the connection splices when it fires.
+    Polling,
 }
 
 /// Where a listener's multishot accept stands.
@@ -349,7 +365,11 @@ impl Uring {
             Err(_) => Next::Close,
         };
         if !matches!(next, Next::Close | Next::Reset) {
-            self.arm_recv(key);
+            if e.conn.wants_direct() {
+                self.arm_ready(key);
+            } else {
+                self.arm_recv(key);
+            }
         }
         self.apply(key, next);
     }
@@ -384,7 +404,7 @@ impl Uring {
         let Some(e) = self.r.conns.get_mut(key) else {
             return;
         };
-        if e.io.recv_armed || e.io.closing {
+        if e.io.recv_armed || e.io.closing || e.io.direct != DirectIo::Off {
             return;
         }
         e.io.recv_armed = true;
@@ -395,6 +415,82 @@ impl Uring {
         // SAFETY: the receive lands in provided buffers owned by `self.bufs`, which outlives
         // every operation of the ring.
         unsafe { self.push(&sqe) };
+    }
+
+    /// Waits for input to splice (see [`DirectIo`]).
+    fn arm_ready(&mut self, key: TimerKey) {
+        let Some(e) = self.r.conns.get_mut(key) else {
+            return;
+        };
+        if e.io.closing {
+            return;
+        }
+        e.io.direct = DirectIo::Polling;
+        e.io.inflight += 1;
+        let fd = types::Fd(e.conn.sock().as_raw_fd());
+        let sqe = opcode::PollAdd::new(fd, libc::POLLIN as u32)
+            .build()
+            .user_data(user_data(READY, key));
+        // SAFETY: a poll references no user memory.
+        unsafe { self.push(&sqe) };
+    }
+
+    /// After input, a connection that now takes its body straight from the socket has its
+    /// multishot receive cancelled ([`DirectIo`]).
+    fn switch_to_direct(&mut self, key: TimerKey) {
+        let Some(e) = self.r.conns.get_mut(key) else {
+            return;
+        };
+        if e.io.recv_armed && e.io.direct == DirectIo::Off && !e.io.closing && e.conn.wants_direct()
+        {
+            e.io.direct = DirectIo::Cancelling;
+            let sqe = opcode::AsyncCancel::new(user_data(RECV, key))
+                .build()
+                .user_data(user_data(CANCEL, key));
+            // SAFETY: a cancel references no user memory.
+            unsafe { self.push(&sqe) };
+        }
+    }
+
+    /// The receive of a connection ended (its last completion): it is armed again, unless
+    /// the connection now splices its input, which then waits for readiness.
+    fn after_recv(&mut self, key: TimerKey) {
+        let Some(e) = self.r.conns.get_mut(key) else {
+            return;
+        };
+        e.io.direct = DirectIo::Off;
+        if e.conn.wants_direct() {
+            return self.arm_ready(key);
+        }
+        self.rearm.push(key);
+    }
+
+    fn on_ready(&mut self, key: TimerKey) {
+        let Some(e) = self.r.conns.get_mut(key) else {
+            return;
+        };
+        e.io.direct = DirectIo::Off;
+        e.io.inflight -= 1;
+        if e.io.closing {
+            return self.close(key, false);
+        }
+        let (next, drained) = e
+            .conn
+            .read_direct(&mut self.r.w)
+            .unwrap_or((Next::Read, false));
+        if !matches!(next, Next::Close | Next::Reset) {
+            let still = self
+                .r
+                .conns
+                .get_mut(key)
+                .is_some_and(|e| e.conn.wants_direct());
+            if drained && still {
+                self.arm_ready(key);
+            } else {
+                self.rearm.push(key);
+            }
+        }
+        self.apply(key, next);
     }
 
     fn reap(&mut self) {
@@ -410,6 +506,7 @@ impl Uring {
                 ACCEPT => self.on_accept(key.idx as usize, res, flags),
                 RECV => self.on_recv(key, res, flags),
                 POLL => self.on_poll(key),
+                READY => self.on_ready(key),
                 WAKE => {
                     crate::sys::eventfd_drain(self.r.wake.as_fd());
                     self.arm_wake();
@@ -451,6 +548,7 @@ impl Uring {
                     e.io.recv_armed = false;
                     e.io.inflight -= 1;
                 }
+                let cancelled = e.io.direct == DirectIo::Cancelling;
                 Some(if e.io.closing {
                     Next::Close
                 } else if res > 0 {
@@ -462,11 +560,13 @@ impl Uring {
                         e.conn.on_input(data, &mut self.r.w)
                     };
                     if !more && next != Next::Close {
-                        self.rearm.push(key);
+                        self.after_recv(key);
+                    } else if more {
+                        self.switch_to_direct(key);
                     }
                     next
-                } else if res == -libc::ENOBUFS {
-                    self.rearm.push(key);
+                } else if res == -libc::ENOBUFS || (res == -libc::ECANCELED && cancelled) {
+                    self.after_recv(key);
                     Next::Read
                 } else {
                     Next::Close

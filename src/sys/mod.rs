@@ -16,7 +16,9 @@ pub use event::{
     epoll_add, epoll_create, epoll_del, epoll_wait, eventfd, eventfd_drain, eventfd_signal,
 };
 pub use file::{lock_exclusive, openat2, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS};
-pub use pipe::{pipe, splice_from_file, splice_to_socket, tee, write};
+pub use pipe::{
+    pipe, splice_from_file, splice_from_socket, splice_to_file, splice_to_socket, tee, write,
+};
 pub use process::{fd_limit, page_size, take_inherited};
 pub use signal::{block_signals, wait_signal, SignalEvent};
 pub use socket::{accept, discard, probe_ktls, recv, send, sendfile, SENDFILE_MAX};

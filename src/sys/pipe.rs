@@ -68,6 +68,48 @@ pub fn splice_to_socket(
     })
 }
 
+/// `splice(2)` of up to `len` bytes from a socket into a pipe, without blocking: received
+/// data moves into the pipe by page reference, never through user space (zero-copy receive).
+pub fn splice_from_socket(
+    sock: BorrowedFd<'_>,
+    pipe_w: BorrowedFd<'_>,
+    len: usize,
+) -> io::Result<usize> {
+    // SAFETY: no pointer arguments besides the null offsets sockets and pipes require.
+    cvt(unsafe {
+        libc::splice(
+            sock.as_raw_fd(),
+            std::ptr::null_mut(),
+            pipe_w.as_raw_fd(),
+            std::ptr::null_mut(),
+            len,
+            libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE,
+        )
+    })
+}
+
+/// `splice(2)` of up to `len` bytes from a pipe into `file` at `offset` (a regular file: the
+/// write goes to the page cache as `pwrite` would, without the copy from user space).
+pub fn splice_to_file(
+    pipe_r: BorrowedFd<'_>,
+    file: BorrowedFd<'_>,
+    offset: u64,
+    len: usize,
+) -> io::Result<usize> {
+    let mut off = offset as libc::loff_t;
+    // SAFETY: `off` is a valid, exclusively borrowed loff_t for the duration of the call.
+    cvt(unsafe {
+        libc::splice(
+            pipe_r.as_raw_fd(),
+            std::ptr::null_mut(),
+            file.as_raw_fd(),
+            &mut off,
+            len,
+            libc::SPLICE_F_MOVE,
+        )
+    })
+}
+
 /// `tee(2)` of up to `len` bytes from one pipe into another, without blocking and without
 /// consuming them: the second pipe gets references to the same pages, nothing is copied.
 pub fn tee(from_r: BorrowedFd<'_>, to_w: BorrowedFd<'_>, len: usize) -> io::Result<usize> {

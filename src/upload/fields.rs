@@ -178,6 +178,9 @@ pub fn rfc9530_digest(value: &[u8]) -> Result<Option<(Algorithm, Vec<u8>)>, ()> 
 pub fn metadata_filename(value: &[u8]) -> Result<Option<String>, ()> {
     let mut name = None;
     let mut keys: Vec<&[u8]> = Vec::new();
+    if value.trim_ascii().is_empty() {
+        return Ok(None);
+    }
     for pair in value.split(|&b| b == b',') {
         let pair = pair.trim_ascii();
         let (key, encoded) = match memchr::memchr(b' ', pair) {
@@ -315,6 +318,7 @@ mod tests {
             Ok(Some("a b.iso".into()))
         );
         assert_eq!(metadata_filename(b"filetype eC95"), Ok(None));
+        assert_eq!(metadata_filename(b""), Ok(None));
         assert_eq!(metadata_filename(b"filename !!"), Err(()));
         assert_eq!(metadata_filename(b"a YQ==,a YQ=="), Err(()));
         assert_eq!(metadata_filename(b",filename YQ=="), Err(()));

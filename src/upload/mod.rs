@@ -432,6 +432,40 @@ impl Receiver {
         self.part.as_ref().map_or(0, Part::offset)
     }
 
+    /// Whether bytes may go to the file without being seen: nothing to hash, so they can be
+    /// spliced from the socket ([`Receiver::write_from_pipe`]).
+    pub fn direct(&self) -> bool {
+        self.check.is_none() && self.part.is_some()
+    }
+
+    /// Bytes this request may still add.
+    pub fn room(&self) -> u64 {
+        self.room - (self.offset() - self.start)
+    }
+
+    /// Stores the `len` bytes waiting in a pipe (see [`Receiver::direct`]); errors as for
+    /// [`Receiver::write`].
+    pub fn write_from_pipe(
+        &mut self,
+        pipe_r: std::os::fd::BorrowedFd<'_>,
+        len: usize,
+    ) -> Result<(), Answer> {
+        if len as u64 > self.room() {
+            return Err(self.answer_error(Status::PayloadTooLarge));
+        }
+        let Some(part) = self.part.as_mut() else {
+            return Err(Answer::new(Status::InternalServerError));
+        };
+        if let Err(e) = part.append_from_pipe(pipe_r, len) {
+            let status = match e.raw_os_error() {
+                Some(libc::ENOSPC) | Some(libc::EDQUOT) => Status::InsufficientStorage,
+                _ => Status::InternalServerError,
+            };
+            return Err(self.answer_error(status));
+        }
+        Ok(())
+    }
+
     /// Stores `data`; `Err` with the answer to give when the upload cannot take it (too
     /// large, no space): the bytes stored so far stay and are reported.
     pub fn write(&mut self, data: &[u8]) -> Result<(), Answer> {

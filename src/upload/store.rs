@@ -15,7 +15,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -113,6 +113,30 @@ impl Part {
                 Err(e)
             }
         }
+    }
+
+    /// Appends the `len` bytes waiting in a pipe at the offset, moving them with `splice`
+    /// (they never enter user space). On an error the bytes that did reach the file are cut
+    /// off again, as with [`Part::append`]; the rest stay in the pipe.
+    pub fn append_from_pipe(&mut self, pipe_r: BorrowedFd<'_>, len: usize) -> io::Result<()> {
+        let mut moved = 0;
+        while moved < len {
+            let at = self.offset + moved as u64;
+            match crate::sys::splice_to_file(pipe_r, self.file.as_fd(), at, len - moved) {
+                Ok(0) => {
+                    let _ = self.file.set_len(self.offset);
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                Ok(n) => moved += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = self.file.set_len(self.offset);
+                    return Err(e);
+                }
+            }
+        }
+        self.offset += len as u64;
+        Ok(())
     }
 
     /// Cuts the file back to `offset` (a request whose checksum failed is undone).

@@ -20,7 +20,7 @@
 
 mod session;
 
-pub use session::{Action, Cx, Flush, Host, Reply, Session, Settings, MAX_PENDING};
+pub use session::{Action, Cx, Direct, Flush, Host, Reply, Session, Settings, MAX_PENDING};
 
 #[cfg(test)]
 mod tests;

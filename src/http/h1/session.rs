@@ -81,6 +81,21 @@ pub enum Flush {
     Failed,
 }
 
+/// How far the host got moving body bytes straight from the connection ([`Host::body_direct`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direct {
+    /// This many bytes (at least one) went from the socket to the body's sink.
+    Moved(u64),
+    /// The socket has nothing more now.
+    Drained,
+    /// The client closed the connection (or it failed).
+    Closed,
+    /// The host stopped taking the body and has planned its final response (an error).
+    Refused,
+    /// The host cannot take this body directly: the transport reads it as usual.
+    Unsupported,
+}
+
 /// What the session asks of the server around it: a response for each request, and the
 /// transport that sends it.
 pub trait Host {
@@ -104,6 +119,11 @@ pub trait Host {
     /// planned its final response (an error); the rest of the body is not read.
     fn body(&mut self, _data: &[u8]) -> bool {
         true
+    }
+    /// Moves up to `max` bytes of the body being taken from the connection straight into
+    /// its sink, without handing them to the session (zero-copy receive, e.g. `splice`).
+    fn body_direct(&mut self, _max: u64) -> Direct {
+        Direct::Unsupported
     }
     /// The body being taken ended (all of it passed [`Host::body`]): plan the final
     /// response. `keep_alive` as for [`Host::respond`].
@@ -238,6 +258,67 @@ impl Session {
             self.pending.extend_from_slice(&data[used..]);
         }
         next
+    }
+
+    /// Whether the session would take input straight from the socket ([`Session::on_readable`]):
+    /// a taken `Content-Length` body is arriving, nothing is buffered and no response is
+    /// under way. A transport that receives eagerly stops doing so while this holds.
+    pub fn wants_direct(&self) -> bool {
+        !self.busy()
+            && self.pending.is_empty()
+            && matches!(
+                self.body,
+                Some(Body {
+                    framing: Framing::Length(1..),
+                    take: true,
+                    refused: false,
+                    ..
+                })
+            )
+    }
+
+    /// The connection has input and the transport has not read it: when a taken
+    /// `Content-Length` body is arriving and nothing is buffered, the host moves it directly
+    /// ([`Host::body_direct`]) until the socket is drained or the body ends, and the session
+    /// answers as for input. `None`: read the input as usual. With `Some`, the flag says the
+    /// socket was drained (so an edge-triggered transport waits for the next edge).
+    pub fn on_readable(&mut self, cx: &Cx<'_>, host: &mut impl Host) -> Option<(Action, bool)> {
+        if self.busy() || !self.pending.is_empty() {
+            return None;
+        }
+        let Some(Body {
+            framing: Framing::Length(left),
+            take: true,
+            ..
+        }) = &mut self.body
+        else {
+            return None;
+        };
+        let mut moved_any = false;
+        while *left > 0 {
+            match host.body_direct(*left) {
+                Direct::Moved(n) => {
+                    *left -= n.min(*left);
+                    moved_any = true;
+                }
+                Direct::Drained => {
+                    self.await_body(cx);
+                    return Some((Action::Read, true));
+                }
+                Direct::Closed => return Some((Action::Close, true)),
+                Direct::Refused => {
+                    if let Some(body) = &mut self.body {
+                        body.refused = true;
+                    }
+                    break;
+                }
+                Direct::Unsupported if moved_any => break,
+                Direct::Unsupported => return None,
+            }
+        }
+        // The body ended or was refused: answer as input ending there would.
+        let (_, action) = self.serve(&[], cx, host);
+        Some((action, false))
     }
 
     /// The socket became writable again after [`Action::Write`]. (A paced response ignores
@@ -435,6 +516,7 @@ impl Session {
                     Framing::Length(req.body_len)
                 },
                 take,
+                refused: false,
                 keep_alive: reply.keep_alive,
             });
         }
@@ -532,6 +614,8 @@ struct Body {
     framing: Framing,
     /// The host takes the bytes (else they are skipped).
     take: bool,
+    /// The host stopped taking them while they were moved directly.
+    refused: bool,
     /// The keep-alive decision of the response to come.
     keep_alive: bool,
 }
@@ -571,6 +655,9 @@ impl Body {
         host: &mut impl Host,
     ) -> (usize, Option<End>) {
         let ended = if self.take { End::Taken } else { End::Skipped };
+        if self.refused {
+            return (0, Some(End::Refused));
+        }
         match &mut self.framing {
             Framing::Length(left) => {
                 let n = (*left).min(input.len() as u64) as usize;

@@ -22,6 +22,8 @@ struct Script {
     received: Vec<u8>,
     /// Stop taking a body once this many bytes were taken.
     refuse_after: Option<usize>,
+    /// What direct moves of a body report, in turn (none: unsupported).
+    direct: VecDeque<Direct>,
 }
 
 impl Host for Script {
@@ -47,6 +49,15 @@ impl Host for Script {
             return false;
         }
         true
+    }
+
+    fn body_direct(&mut self, max: u64) -> Direct {
+        let d = self.direct.pop_front().unwrap_or(Direct::Unsupported);
+        if let Direct::Moved(n) = d {
+            assert!(n <= max, "moved {n} of {max}");
+            self.log.push(format!("direct {n}"));
+        }
+        d
     }
 
     fn body_end(&mut self, keep_alive: bool) -> Reply {
@@ -601,4 +612,38 @@ fn a_skipped_chunked_body_that_breaks_or_grows_too_large_closes() {
     ]
     .concat();
     assert_eq!(h.input(&big), Action::Close);
+}
+
+#[test]
+fn a_body_is_moved_directly_when_the_host_can_and_answered_at_its_end() {
+    let mut h = Harness::new();
+    h.host.take = true;
+    let put = b"PUT /u HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab";
+    assert_eq!(h.input(put), Action::Read);
+    assert!(h.s.wants_direct());
+    h.host.direct = [Direct::Moved(3), Direct::Drained].into();
+    let readable = |h: &mut Harness| h.call(|s, cx, host| s.on_readable(cx, host));
+    assert_eq!(readable(&mut h), Some((Action::Read, true)));
+    h.host.direct = [Direct::Moved(5)].into();
+    assert_eq!(readable(&mut h), Some((Action::Read, false)));
+    assert!(!h.s.wants_direct());
+    assert_eq!(
+        h.host.responses(),
+        ["PUT /u ka", "direct 3", "direct 5", "end 2 ka"]
+    );
+    // Nothing in progress: the transport reads as usual.
+    assert_eq!(readable(&mut h), None);
+    // A refusal midway ends the connection as a refused body does.
+    let mut h = Harness::new();
+    h.host.take = true;
+    h.input(put);
+    h.host.direct = [Direct::Moved(1), Direct::Refused].into();
+    assert_eq!(readable(&mut h), Some((Action::Linger, false)));
+    // Unsupported: the bytes come through input.
+    let mut h = Harness::new();
+    h.host.take = true;
+    h.input(put);
+    assert_eq!(readable(&mut h), None);
+    assert_eq!(h.input(b"cdefghij"), Action::Read);
+    assert_eq!(h.host.received, b"abcdefghij");
 }
