@@ -22,6 +22,7 @@ backend_tests!(
     uploads_resume_after_kill_9,
     tuspy_uploads_and_resumes,
     no_space_is_507_and_the_upload_resumes,
+    tokens_are_reloaded_on_sighup,
 );
 
 const TOKEN: &str = "t0ken-for-tests";
@@ -780,4 +781,28 @@ fn no_space_is_507_and_the_upload_resumes(backend: Backend) {
     );
     assert_eq!(r.status, 201, "{r:?}");
     assert_eq!(std::fs::read(root.join("incoming/big.bin")).unwrap(), data);
+}
+
+fn tokens_are_reloaded_on_sighup(backend: Backend) {
+    let s = Setup::new(backend, &[]);
+    let put = |token: &str| {
+        s.server
+            .fetch(
+                &(req(
+                    "PUT",
+                    "/incoming/t.bin",
+                    &[
+                        &format!("Authorization: Bearer {token}"),
+                        "Content-Length: 1",
+                    ],
+                ) + "x"),
+            )
+            .status
+    };
+    assert_eq!(put("new-token"), 403);
+    std::fs::write(s.corpus.outside().join("tokens"), "new-token\n").unwrap();
+    s.server.signal("HUP");
+    s.server.wait_line("ringserve: configuration reloaded");
+    assert_eq!(put(TOKEN), 403);
+    assert_eq!(put("new-token"), 201);
 }
