@@ -23,6 +23,7 @@ backend_tests!(
     tuspy_uploads_and_resumes,
     no_space_is_507_and_the_upload_resumes,
     tokens_are_reloaded_on_sighup,
+    ietf_draft_upload_resumes_from_the_104_location,
 );
 
 const TOKEN: &str = "t0ken-for-tests";
@@ -805,4 +806,122 @@ fn tokens_are_reloaded_on_sighup(backend: Backend) {
     s.server.wait_line("ringserve: configuration reloaded");
     assert_eq!(put(TOKEN), 403);
     assert_eq!(put("new-token"), 201);
+}
+
+/// The IETF draft: a creation interrupted after its `104` resumes at the upload resource the
+/// interim named, then completes with an append.
+fn ietf_draft_upload_resumes_from_the_104_location(backend: Backend) {
+    let s = Setup::new(backend, &["--upload-max-size", "10m"]);
+    let data = noise("ietf", 400_000);
+    let r = s.server.fetch(&req("OPTIONS", "/incoming/", &[]));
+    assert_eq!(
+        r.expect_header("Accept-Patch"),
+        "application/partial-upload",
+        "{r:?}"
+    );
+    assert!(
+        r.expect_header("Upload-Limit")
+            .contains("max-size=10485760"),
+        "{r:?}"
+    );
+    // The creation says the whole file follows, then the client dies after 150,000 bytes.
+    let mut conn = s.server.connect();
+    conn.send(req(
+        "PUT",
+        "/incoming/draft.bin",
+        &[
+            &auth(),
+            "Upload-Complete: ?1",
+            "Upload-Draft-Interop-Version: 8",
+            "Content-Length: 400000",
+        ],
+    ));
+    let interim = conn.read_response(false);
+    assert_eq!(interim.status, 104, "{interim:?}");
+    let location = interim.expect_header("Location").to_string();
+    assert!(location.starts_with("/incoming/.upload/"), "{location}");
+    conn.send(&data[..150_000]);
+    let offset = loop {
+        let r = s.server.fetch(&req("HEAD", &location, &[&auth()]));
+        assert_eq!(
+            (r.status, r.expect_header("Upload-Complete")),
+            (204, "?0"),
+            "{r:?}"
+        );
+        assert_eq!(r.expect_header("Upload-Length"), "400000");
+        assert_eq!(r.expect_header("Cache-Control"), "no-store");
+        let at: u64 = r.expect_header("Upload-Offset").parse().unwrap();
+        if at == 150_000 {
+            break at;
+        }
+    };
+    drop(conn);
+    // A wrong offset is refused with the right one.
+    let patch = |offset: u64, body: &[u8], complete: &str| {
+        let mut conn = s.server.connect();
+        conn.send(req(
+            "PATCH",
+            &location,
+            &[
+                &auth(),
+                &format!("Upload-Complete: {complete}"),
+                &format!("Upload-Offset: {offset}"),
+                "Content-Type: application/partial-upload",
+                &format!("Content-Length: {}", body.len()),
+            ],
+        ));
+        conn.send(body);
+        conn.read_response(false)
+    };
+    let r = patch(0, &data[..10], "?0");
+    assert_eq!(
+        (r.status, r.expect_header("Upload-Offset")),
+        (409, "150000"),
+        "{r:?}"
+    );
+    let r = patch(offset, &data[150_000..300_000], "?0");
+    assert_eq!(
+        (r.status, r.expect_header("Upload-Offset")),
+        (204, "300000"),
+        "{r:?}"
+    );
+    assert!(s.published("draft.bin").is_empty());
+    let r = patch(300_000, &data[300_000..], "?1");
+    assert_eq!(
+        (r.status, r.expect_header("Upload-Complete")),
+        (201, "?1"),
+        "{r:?}"
+    );
+    assert_eq!(s.published("draft.bin"), data);
+    let r = s.server.fetch(&req("HEAD", &location, &[&auth()]));
+    assert_eq!(r.expect_header("Upload-Complete"), "?1", "{r:?}");
+    assert_eq!(patch(400_000, b"", "?1").status, 410);
+    // A creation in parts, named by Content-Disposition, then cancelled.
+    let mut conn = s.server.connect();
+    conn.send(req(
+        "POST",
+        "/incoming/",
+        &[
+            &auth(),
+            "Upload-Complete: ?0",
+            "Content-Disposition: inline; filename=\"parts.bin\"",
+            "Content-Length: 5",
+        ],
+    ));
+    conn.send("hello");
+    let interim = conn.read_response(false);
+    assert_eq!(interim.status, 104);
+    let r = conn.read_response(false);
+    assert_eq!(
+        (r.status, r.expect_header("Upload-Complete")),
+        (201, "?0"),
+        "{r:?}"
+    );
+    assert_eq!(
+        r.expect_header("Location"),
+        interim.expect_header("Location")
+    );
+    let r = conn.roundtrip(&req("DELETE", r.expect_header("Location"), &[&auth()]));
+    assert_eq!(r.status, 204, "{r:?}");
+    assert!(s.published("parts.bin").is_empty());
 }

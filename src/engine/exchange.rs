@@ -300,12 +300,18 @@ impl Exchange<'_> {
                 let receiving = receiving(None);
                 Some(self.plan_upload(answer, keep_alive && small, receiving))
             }
-            Begin::Receive(receiver) => {
+            Begin::Receive(mut receiver) => {
+                let announce = receiver.take_interim();
                 let receiving = receiving(Some(receiver));
-                if req.expect_continue {
+                if req.expect_continue || !announce.is_empty() {
                     let w = &mut *self.w;
                     let out = self.out.get_or_insert_with(|| w.out_pool.take());
-                    response::continue_interim(&mut out.bytes, &mut out.chunks);
+                    if req.expect_continue {
+                        response::interim(response::CONTINUE, &mut out.bytes, &mut out.chunks);
+                    }
+                    if !announce.is_empty() {
+                        response::interim(&announce, &mut out.bytes, &mut out.chunks);
+                    }
                     out.started = None;
                 }
                 *self.upload = Some(Box::new(receiving));

@@ -38,6 +38,10 @@ pub struct Fields<'a> {
     pub repr_digest: Option<&'a [u8]>,
     /// `Content-Digest` (RFC 9530)
     pub content_digest: Option<&'a [u8]>,
+    /// `Upload-Complete` (the IETF draft)
+    pub upload_complete: Option<&'a [u8]>,
+    /// `Content-Disposition` (the IETF draft's file name)
+    pub content_disposition: Option<&'a [u8]>,
 }
 
 impl<'a> Fields<'a> {
@@ -57,6 +61,8 @@ impl<'a> Fields<'a> {
                 b"authorization" => &mut f.authorization,
                 b"repr-digest" => &mut f.repr_digest,
                 b"content-digest" => &mut f.content_digest,
+                b"upload-complete" => &mut f.upload_complete,
+                b"content-disposition" => &mut f.content_disposition,
                 _ => continue,
             };
             if slot.replace(value).is_some() {
@@ -202,6 +208,34 @@ pub fn metadata_filename(value: &[u8]) -> Result<Option<String>, ()> {
     Ok(name)
 }
 
+/// The `filename` parameter of a `Content-Disposition` value (RFC 6266: a token or a
+/// quoted-string; `filename*` is not read), unescaped; `None` if absent or malformed.
+pub fn content_disposition_filename(value: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(value).ok()?;
+    let mut params = text.split(';').skip(1);
+    params.find_map(|p| {
+        let (key, v) = p.trim().split_once('=')?;
+        if !key.trim().eq_ignore_ascii_case("filename") {
+            return None;
+        }
+        let v = v.trim();
+        match v.strip_prefix('"') {
+            Some(rest) => {
+                let mut out = String::new();
+                let mut chars = rest.chars();
+                loop {
+                    match chars.next()? {
+                        '"' => return chars.as_str().trim().is_empty().then_some(out),
+                        '\\' => out.push(chars.next()?),
+                        c => out.push(c),
+                    }
+                }
+            }
+            None => (!v.is_empty() && !v.contains(['"', ' '])).then(|| v.to_owned()),
+        }
+    })
+}
+
 /// Whether `name` may be the name of a published file: one path segment, no dot-segment,
 /// no control characters or backslashes, not a dotfile unless `dotfiles`, and short
 /// enough for a file system (255 bytes).
@@ -322,6 +356,19 @@ mod tests {
         assert_eq!(metadata_filename(b"filename !!"), Err(()));
         assert_eq!(metadata_filename(b"a YQ==,a YQ=="), Err(()));
         assert_eq!(metadata_filename(b",filename YQ=="), Err(()));
+    }
+
+    #[test]
+    fn dispositions() {
+        let f = |s: &str| content_disposition_filename(s.as_bytes());
+        assert_eq!(f("inline; filename=a.iso"), Some("a.iso".into()));
+        assert_eq!(
+            f("attachment; FileName=\"a \\\"b\\\".iso\""),
+            Some("a \"b\".iso".into())
+        );
+        assert_eq!(f("inline"), None);
+        assert_eq!(f("inline; filename=\"open"), None);
+        assert_eq!(f("inline; filename=\"x\"junk"), None);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Resumable uploads: tus 1.0 and plain `PUT` with `Content-Range`, over one store.
+//! Resumable uploads: tus 1.0, the IETF resumable uploads draft and plain `PUT` with
+//! `Content-Range`, over one store.
 //!
 //! The engine asks [`Uploads::begin`] about each request under an upload prefix (`--uploads`)
 //! and gets either an [`Answer`] to send, a [`Receiver`] to feed the request body to (which
@@ -10,11 +11,14 @@
 //! - `/incoming/`: tus creation (`POST`) and discovery (`OPTIONS`);
 //! - `/incoming/.tus/ID`: a tus upload (`HEAD`, `PATCH`, `DELETE`); `.tus` has two segments
 //!   where published names have one, so the two can never meet;
+//! - `/incoming/.upload/ID`: an upload resource of the IETF draft (`HEAD`, `PATCH`,
+//!   `DELETE`), created by a `POST /incoming/` or `PUT /incoming/NAME` with `Upload-Complete`;
 //! - `/incoming/NAME`: `PUT` with `Content-Range` chunks, `HEAD` for the offset of an
 //!   unfinished one; once complete, the file published there is served as any other.
 
 pub mod checksum;
 pub mod fields;
+mod ietf;
 mod put;
 pub mod store;
 pub mod sweep;
@@ -248,14 +252,25 @@ impl Uploads {
             req,
             fields: &f,
         };
+        let draft = ietf::applies(&cx) && f.tus_resumable.is_none();
         match (route, req.method) {
-            (Route::Collection, Method::Options) | (Route::Tus(_), Method::Options) => {
-                Begin::Answer(tus::options(s))
+            (Route::Collection, Method::Options) => {
+                let both = ietf::options(&cx);
+                let mut answer = tus::options(s);
+                answer.lines.extend_from_slice(&both.lines);
+                Begin::Answer(answer)
             }
+            (Route::Tus(_), Method::Options) => Begin::Answer(tus::options(s)),
+            (Route::Ietf(_), Method::Options) => Begin::Answer(ietf::options(&cx)),
+            (Route::Collection, _) if method == "POST" && draft => ietf::create(&cx, None),
             (Route::Collection, _) if method == "POST" => tus::create(&cx),
             (Route::Tus(id), _) if matches!(method, "HEAD" | "PATCH" | "DELETE") => {
                 tus::resource(&cx, id)
             }
+            (Route::Ietf(id), _) if matches!(method, "HEAD" | "PATCH" | "DELETE") => {
+                ietf::resource(&cx, id)
+            }
+            (Route::Named(name), _) if method == "PUT" && draft => ietf::create(&cx, Some(name)),
             (Route::Named(name), _) if method == "PUT" => put::put(&cx, name),
             (Route::Named(name), Method::Head) => put::head(&cx, name),
             _ => Begin::NotMine,
@@ -326,6 +341,8 @@ enum Route<'p> {
     Collection,
     /// A tus upload's URL.
     Tus(&'p str),
+    /// An upload resource of the IETF draft.
+    Ietf(&'p str),
     /// A file name directly under the prefix.
     Named(&'p str),
 }
@@ -339,13 +356,15 @@ fn route<'p>(path: &'p [u8], prefixes: &[String]) -> Option<(usize, Route<'p>)> 
             "" | "/" => Route::Collection,
             _ => {
                 let rest = rel.strip_prefix('/')?;
-                match rest.strip_prefix(".tus/") {
-                    Some(id) if store::valid_id(id.as_bytes()) && !id.starts_with("put-") => {
-                        Route::Tus(id)
-                    }
-                    Some(_) => return None,
-                    None if !rest.contains('/') => Route::Named(rest),
-                    None => return None,
+                let random = |id: &str| store::valid_id(id.as_bytes()) && !id.starts_with("put-");
+                if let Some(id) = rest.strip_prefix(".tus/") {
+                    random(id).then_some(Route::Tus(id))?
+                } else if let Some(id) = rest.strip_prefix(".upload/") {
+                    random(id).then_some(Route::Ietf(id))?
+                } else if !rest.contains('/') {
+                    Route::Named(rest)
+                } else {
+                    return None;
                 }
             }
         };
@@ -372,6 +391,12 @@ enum Done {
     Put {
         digest: Option<(checksum::Algorithm, Vec<u8>)>,
     },
+    /// The IETF draft's creation or append: `complete` is its `Upload-Complete`; `created`
+    /// the upload resource's URL for a creation.
+    Ietf {
+        complete: bool,
+        created: Option<String>,
+    },
 }
 
 /// Takes one request's body into an upload.
@@ -390,6 +415,8 @@ pub struct Receiver {
     done: Done,
     /// The upload's length is what the body turns out to be (a chunked whole-file `PUT`).
     length_at_end: bool,
+    /// An interim response to send before the body is read (the draft's `104`).
+    interim: Vec<u8>,
     /// The state directory (its own handle, as the receiver outlives the request).
     store: Store,
     /// The directory it is published in.
@@ -419,12 +446,18 @@ impl Receiver {
             check: None,
             done,
             length_at_end: false,
+            interim: Vec::new(),
             store: Store::open(dup(cx.uploads.store.dir())?),
             dir: dup(cx.dir())?,
             settings: cx.settings.clone(),
             now: cx.now,
             prefix: cx.prefix().to_owned(),
         })
+    }
+
+    /// The interim response to send before reading the body, if any (taken once).
+    pub fn take_interim(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.interim)
     }
 
     /// Bytes stored.
@@ -500,7 +533,7 @@ impl Receiver {
         let answer = Answer::new(status).line("Upload-Offset", self.offset());
         match self.info.proto {
             store::Proto::Tus => answer.line("Tus-Resumable", tus::VERSION),
-            store::Proto::Put => answer,
+            store::Proto::Put | store::Proto::Ietf => answer,
         }
     }
 
@@ -521,7 +554,7 @@ impl Receiver {
                 self.undo_unverified();
                 let status = match self.info.proto {
                     store::Proto::Tus => Status::ChecksumMismatch,
-                    store::Proto::Put => Status::BadRequest,
+                    store::Proto::Put | store::Proto::Ietf => Status::BadRequest,
                 };
                 return self.answer_error(status);
             }
@@ -533,7 +566,20 @@ impl Receiver {
         if self.length_at_end {
             self.info.length = Some(offset);
         }
-        let complete = self.info.length == Some(offset);
+        let complete = match self.done {
+            // The draft's upload completes only when the client says so, at its length.
+            Done::Ietf { complete: true, .. } if self.info.length.is_none_or(|l| l == offset) => {
+                self.info.length = Some(offset);
+                true
+            }
+            Done::Ietf { complete: true, .. } => {
+                return Answer::new(Status::BadRequest).line("Upload-Offset", offset)
+            }
+            Done::Ietf {
+                complete: false, ..
+            } => false,
+            _ => self.info.length == Some(offset),
+        };
         if !complete {
             if self.settings.sync == SyncMode::Always {
                 if let Err(e) = part.sync() {
@@ -603,6 +649,25 @@ impl Receiver {
                     .line("Upload-Offset", offset)
             }
             Done::Put { .. } => put::incomplete(offset, self.info.length),
+            Done::Ietf { .. } if self.info.done => {
+                let location = format!("{}/{}", self.prefix, self.info.name);
+                Answer::new(Status::Created)
+                    .line("Location", encode_path(&location))
+                    .line("Upload-Complete", "?1")
+            }
+            Done::Ietf { created, .. } => {
+                let status = if created.is_some() {
+                    Status::Created
+                } else {
+                    Status::NoContent
+                };
+                let mut a = Answer::new(status);
+                if let Some(location) = created {
+                    a = a.line("Location", location);
+                }
+                a.line("Upload-Complete", "?0")
+                    .line("Upload-Offset", offset)
+            }
         }
     }
 }

@@ -29,6 +29,8 @@ pub enum Proto {
     Tus,
     /// `PUT` with `Content-Range`: addressed by the name it publishes as.
     Put,
+    /// The IETF resumable uploads draft: addressed by its random id.
+    Ietf,
 }
 
 /// What an upload is, as kept in `ID.info`.
@@ -53,7 +55,11 @@ pub struct Info {
 impl Info {
     fn to_json(&self) -> Vec<u8> {
         let v = json!({
-            "proto": match self.proto { Proto::Tus => "tus", Proto::Put => "put" },
+            "proto": match self.proto {
+                Proto::Tus => "tus",
+                Proto::Put => "put",
+                Proto::Ietf => "ietf",
+            },
             "length": self.length,
             "prefix": self.prefix,
             "name": self.name,
@@ -72,6 +78,7 @@ impl Info {
             proto: match v["proto"].as_str()? {
                 "tus" => Proto::Tus,
                 "put" => Proto::Put,
+                "ietf" => Proto::Ietf,
                 _ => return None,
             },
             length: match &v["length"] {

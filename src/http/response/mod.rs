@@ -313,9 +313,12 @@ pub fn upload(
 
 /// The interim `100 Continue` (RFC 9110 §15.2.1) a client sent `Expect: 100-continue` waits
 /// for before its body.
-pub fn continue_interim(out: &mut Vec<u8>, chunks: &mut Vec<Chunk>) {
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// Queues an interim (1xx) response, complete with its blank line, before the final one.
+pub fn interim(response: &[u8], out: &mut Vec<u8>, chunks: &mut Vec<Chunk>) {
     let start = out.len();
-    out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+    out.extend_from_slice(response);
     push_mem(chunks, start, out.len());
 }
 
