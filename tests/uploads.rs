@@ -24,6 +24,7 @@ backend_tests!(
     no_space_is_507_and_the_upload_resumes,
     tokens_are_reloaded_on_sighup,
     ietf_draft_upload_resumes_from_the_104_location,
+    browser_upload_resumes_after_the_server_is_killed,
 );
 
 const TOKEN: &str = "t0ken-for-tests";
@@ -924,4 +925,83 @@ fn ietf_draft_upload_resumes_from_the_104_location(backend: Backend) {
     let r = conn.roundtrip(&req("DELETE", r.expect_header("Location"), &[&auth()]));
     assert_eq!(r.status, 204, "{r:?}");
     assert!(s.published("parts.bin").is_empty());
+}
+
+/// The upload form of a listing, in headless Chromium (driven by `tests/browser/upload.py`
+/// over the DevTools protocol, the file chosen in the page's file input): the server is
+/// killed midway and restarted on the same port, and the page resumes by itself.
+fn browser_upload_resumes_after_the_server_is_killed(backend: Backend) {
+    use std::io::BufRead;
+    let corpus = Corpus::new();
+    let data = noise("browser", 12 << 20);
+    let src = corpus.outside().join("firmware.bin");
+    std::fs::write(&src, &data).unwrap();
+    let server = start(backend, &corpus, &["--listing"]);
+    let port = server.addr().port();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/upload.py");
+    let mut page = std::process::Command::new("/usr/bin/python3")
+        .arg(script)
+        .arg(format!("http://127.0.0.1:{port}/incoming/"))
+        .arg(TOKEN)
+        .arg(&src)
+        // Throttled in the browser to 3 MB/s, so the upload is still going when cut.
+        .arg("3000000")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 tests/browser/upload.py");
+    let (tx, states) = std::sync::mpsc::channel();
+    let out = page.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let wait_state = |want: &str| loop {
+        match states.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(state) if state == want => break,
+            Ok(_) => {}
+            Err(e) => panic!("no {want:?} from the page: {e}"),
+        }
+    };
+    wait_state("uploading");
+    // Cut the server off once 2 MiB are stored.
+    let state_dir = corpus.root().join(".ringserve-uploads");
+    let stored = || {
+        std::fs::read_dir(&state_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "part"))
+            .map(|e| e.metadata().map_or(0, |m| m.len()))
+            .max()
+            .unwrap_or(0)
+    };
+    let started = std::time::Instant::now();
+    while stored() < 2 << 20 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "upload stalled"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(server); // SIGKILL
+    wait_state("retrying");
+    let listen = format!("127.0.0.1:{port}");
+    let _server = start(backend, &corpus, &["--listing", "--listen", &listen]);
+    wait_state("done");
+    let status = page.wait().unwrap();
+    assert!(status.success(), "the page's upload failed: {status}");
+    let published = std::fs::read(corpus.root().join("incoming/firmware.bin")).unwrap();
+    assert!(
+        published == data,
+        "published {} bytes, not the file",
+        published.len()
+    );
+    // Resumed, not started over: one upload was ever created.
+    let records = std::fs::read_dir(&state_dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "info"))
+        .count();
+    assert_eq!(records, 1);
 }

@@ -304,6 +304,15 @@ impl Config {
                 add_headers: opts.add_header,
                 cors: opts.cors,
                 attachment: opts.attachment,
+                upload_dirs: uploads.as_ref().map_or_else(Vec::new, |u| {
+                    u.prefixes
+                        .iter()
+                        .map(|p| match p.trim_start_matches('/') {
+                            "" => b".".to_vec(),
+                            rel => rel.as_bytes().to_vec(),
+                        })
+                        .collect()
+                }),
             }),
             access_log_format: opts.access_log_format,
             user: opts.user,

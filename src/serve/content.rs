@@ -71,6 +71,9 @@ pub struct Content {
     pub cors: Option<CorsOrigin>,
     /// Files answered with `Content-Disposition: attachment`.
     pub attachment: Vec<Glob>,
+    /// Directories that take uploads (`--uploads`), as decoded paths below the root (`.`
+    /// for the root): their HTML listings offer an upload form.
+    pub upload_dirs: Vec<Vec<u8>>,
 }
 
 impl Content {

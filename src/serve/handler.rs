@@ -265,7 +265,8 @@ impl Handler {
             _ => Format::Html,
         };
         let listing = Listing::read(&self.root, dir.as_fd(), &scratch.path)?;
-        let (file, len) = listing::render(&listing, format, &scratch.path)?;
+        let upload = self.content.upload_dirs.contains(&scratch.path);
+        let (file, len) = listing::render(&listing, format, &scratch.path, upload)?;
         scratch.always.clear();
         self.content.listing_headers(&mut scratch.always);
         let extra = Extra {

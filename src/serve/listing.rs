@@ -50,10 +50,20 @@ impl Format {
     }
 }
 
+/// The upload form and its small tus client, added to the HTML listing of an upload
+/// directory (`--uploads`): no external asset, works from the listing alone.
+const UPLOAD_FORM: &[u8] = include_bytes!("upload.html");
+
 /// Renders `listing`, of the directory at `rel` (as given to [`Listing::read`]), as
 /// `format` into a new anonymous temporary file (`O_TMPFILE` in the system temporary
-/// directory, gone once closed); returns it with its length.
-pub fn render(listing: &Listing, format: Format, rel: &[u8]) -> io::Result<(File, u64)> {
+/// directory, gone once closed); returns it with its length. `upload`: the directory takes
+/// uploads, so the HTML form offers them.
+pub fn render(
+    listing: &Listing,
+    format: Format,
+    rel: &[u8],
+    upload: bool,
+) -> io::Result<(File, u64)> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -61,22 +71,28 @@ pub fn render(listing: &Listing, format: Format, rel: &[u8]) -> io::Result<(File
         .custom_flags(libc::O_TMPFILE)
         .open(std::env::temp_dir())?;
     let mut w = BufWriter::with_capacity(WRITE_BUFFER, file);
-    write(listing, format, rel, &mut w)?;
+    write(listing, format, rel, upload, &mut w)?;
     let file = w.into_inner().map_err(io::IntoInnerError::into_error)?;
     let len = file.metadata()?.len();
     Ok((file, len))
 }
 
-/// Writes the listing as `format` to `w`.
-pub fn write(listing: &Listing, format: Format, rel: &[u8], w: &mut impl Write) -> io::Result<()> {
+/// Writes the listing as `format` to `w` (with the upload form if `upload`).
+pub fn write(
+    listing: &Listing,
+    format: Format,
+    rel: &[u8],
+    upload: bool,
+    w: &mut impl Write,
+) -> io::Result<()> {
     match format {
-        Format::Html => html(listing, rel, w),
+        Format::Html => html(listing, rel, upload, w),
         Format::Json => json(listing, w),
     }
 }
 
 /// The listing as an HTML table with links.
-fn html(listing: &Listing, rel: &[u8], w: &mut impl Write) -> io::Result<()> {
+fn html(listing: &Listing, rel: &[u8], upload: bool, w: &mut impl Write) -> io::Result<()> {
     let mut line = Vec::with_capacity(1024);
     let title = |line: &mut Vec<u8>| {
         line.extend_from_slice(b"Index of /");
@@ -119,7 +135,11 @@ fn html(listing: &Listing, rel: &[u8], w: &mut impl Write) -> io::Result<()> {
         line.extend_from_slice(b"</td></tr>\n");
         w.write_all(&line)?;
     }
-    w.write_all(b"</table>\n</body></html>\n")
+    w.write_all(b"</table>\n")?;
+    if upload {
+        w.write_all(UPLOAD_FORM)?;
+    }
+    w.write_all(b"</body></html>\n")
 }
 
 /// The listing as a JSON array.
@@ -195,8 +215,12 @@ mod tests {
     }
 
     fn render(listing: &Listing, format: Format, rel: &[u8]) -> String {
+        render_with(listing, format, rel, false)
+    }
+
+    fn render_with(listing: &Listing, format: Format, rel: &[u8], upload: bool) -> String {
         let mut out = Vec::new();
-        write(listing, format, rel, &mut out).expect("write");
+        write(listing, format, rel, upload, &mut out).expect("write");
         String::from_utf8(out).expect("listings are UTF-8")
     }
 
@@ -320,11 +344,22 @@ mod tests {
     }
 
     #[test]
+    fn upload_directories_offer_the_form_in_html_only() {
+        let (_tmp, root) = tree();
+        let (listing, rel) = list(&root, "/", false);
+        let html = render_with(&listing, Format::Html, &rel, true);
+        assert!(html.contains("id=\"up-files\"") && html.ends_with("</body></html>\n"));
+        assert!(!render(&listing, Format::Html, &rel).contains("up-files"));
+        let json = render_with(&listing, Format::Json, &rel, true);
+        assert!(!json.contains("up-files"));
+    }
+
+    #[test]
     fn rendered_to_an_anonymous_file() {
         let (_tmp, root) = tree();
         fs::write(root.join("f"), "x").expect("write");
         let (listing, rel) = list(&root, "/", false);
-        let (file, len) = render_file(&listing, Format::Json, &rel).expect("render");
+        let (file, len) = render_file(&listing, Format::Json, &rel, false).expect("render");
         assert_eq!(len, render(&listing, Format::Json, &rel).len() as u64);
         assert_eq!(file.metadata().expect("stat").nlink(), 0, "unnamed");
     }
