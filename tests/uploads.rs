@@ -25,6 +25,7 @@ backend_tests!(
     tokens_are_reloaded_on_sighup,
     ietf_draft_upload_resumes_from_the_104_location,
     browser_upload_resumes_after_the_server_is_killed,
+    upload_metrics,
 );
 
 const TOKEN: &str = "t0ken-for-tests";
@@ -1011,4 +1012,78 @@ fn browser_upload_resumes_after_the_server_is_killed(backend: Backend) {
         .filter(|e| e.path().extension().is_some_and(|x| x == "info"))
         .count();
     assert_eq!(records, 1);
+}
+
+/// The value of the sample `name` (with its labels, as written) in Prometheus text.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+fn upload_metrics(backend: Backend) {
+    let s = Setup::new(backend, &["--admin", "127.0.0.1:0"]);
+    let admin: std::net::SocketAddr = s
+        .server
+        .wait_line("ringserve: admin listening on ")
+        .trim()
+        .parse()
+        .unwrap();
+    let metrics = || Conn::connect(admin).roundtrip(&get("/metrics"));
+    let data = noise("metrics", 1 << 20);
+    let mut conn = s.server.connect();
+    assert_eq!(
+        put_chunk(&mut conn, "m.bin", 0, &data, data.len() as u64).status,
+        201
+    );
+    let url = tus_create(&mut conn, 10, "m2.bin");
+    let bad = "Upload-Checksum: sha1 AAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    assert_eq!(
+        tus_patch(&mut conn, &url, 0, b"0123456789", &[bad]).status,
+        460
+    );
+    // A client that goes away mid-body.
+    let mut gone = s.server.connect();
+    gone.send(req(
+        "PUT",
+        "/incoming/gone.bin",
+        &[&auth(), "Content-Length: 100"],
+    ));
+    gone.send("0123456789");
+    let started = std::time::Instant::now();
+    while sample(
+        &String::from_utf8_lossy(&metrics().body),
+        "ringserve_uploads_in_progress",
+    ) != Some(1.0)
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "not in progress"
+        );
+    }
+    drop(gone);
+    let text = loop {
+        let text = String::from_utf8_lossy(&metrics().body).into_owned();
+        if sample(&text, "ringserve_upload_failures_total{reason=\"aborted\"}") == Some(1.0) {
+            break text;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{text}"
+        );
+    };
+    let bytes = sample(&text, "ringserve_upload_bytes_total{path=\"splice\"}").unwrap()
+        + sample(&text, "ringserve_upload_bytes_total{path=\"copied\"}").unwrap();
+    assert_eq!(bytes, (data.len() + 10 + 10) as f64, "{text}");
+    assert_eq!(
+        sample(&text, "ringserve_uploads_published_total"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "ringserve_uploads_in_progress"),
+        Some(0.0),
+        "{text}"
+    );
+    let checksum = "ringserve_upload_failures_total{reason=\"checksum\"}";
+    assert_eq!(sample(&text, checksum), Some(1.0), "{text}");
 }

@@ -448,7 +448,11 @@ impl Conn {
             w.pipes.give(p);
         }
         // An upload cut off mid-body keeps what it stored; its lock goes with it.
-        self.upload = None;
+        if self.upload.take().is_some() {
+            w.metrics.upload_body(false);
+            w.metrics
+                .upload_failed(crate::metrics::UploadFailure::Aborted);
+        }
         // Before the FIN: once the client sees the close, the connection no longer counts.
         self.permit = None;
         if !reset {

@@ -46,6 +46,8 @@ pub struct Receiving {
     method: Method,
     head_only: bool,
     started: std::time::Instant,
+    /// Its body was being received (counted in progress until answered).
+    taken: bool,
 }
 
 impl Receiving {
@@ -70,7 +72,7 @@ impl Host for Exchange<'_> {
         let Some(receiver) = self.upload.as_deref_mut().and_then(|r| r.receiver.as_mut()) else {
             return false;
         };
-        self.w.metrics.upload_received(data.len() as u64);
+        self.w.metrics.upload_received(data.len() as u64, false);
         let Err(answer) = receiver.write(data) else {
             return true;
         };
@@ -105,7 +107,7 @@ impl Host for Exchange<'_> {
                 match receiver.map(|r| r.write_from_pipe(pipe.r(), n)) {
                     Some(Ok(())) => {
                         pipe.filled = 0;
-                        w.metrics.upload_received(n as u64);
+                        w.metrics.upload_received(n as u64, true);
                         Direct::Moved(n as u64)
                     }
                     Some(Err(answer)) => {
@@ -280,7 +282,8 @@ impl Exchange<'_> {
         w.log
             .stage(&mut record, Some(req), Status::Ok, (0, 0), w.now);
         let started = w.now;
-        let receiving = |receiver| Receiving {
+        let receiving = |receiver: Option<Box<Receiver>>| Receiving {
+            taken: receiver.is_some(),
             receiver,
             record,
             method: req.method,
@@ -315,6 +318,7 @@ impl Exchange<'_> {
                     out.started = None;
                 }
                 *self.upload = Some(Box::new(receiving));
+                self.w.metrics.upload_body(true);
                 Some(Reply {
                     keep_alive,
                     paced: false,
@@ -349,7 +353,11 @@ impl Exchange<'_> {
         out.record.answered(planned.status, lens);
         (out.method, out.status, out.started) =
             (staged.method, planned.status, Some(staged.started));
-        w.metrics.upload_answered(planned.status.code());
+        w.metrics
+            .upload_answered(planned.status.code(), answer.published);
+        if staged.taken {
+            w.metrics.upload_body(false);
+        }
         Reply::new(planned.keep_alive, false)
     }
 

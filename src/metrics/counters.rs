@@ -35,6 +35,37 @@ pub(super) const METHODS: [&str; 4] = ["GET", "HEAD", "OPTIONS", "other"];
 /// `code` label values: status classes 1xx to 5xx.
 pub(super) const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
+/// Why an upload request failed, for `ringserve_upload_failures_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UploadFailure {
+    /// Its bytes did not match their checksum or digest.
+    Checksum,
+    /// No space left (ENOSPC, EDQUOT).
+    NoSpace,
+    /// Larger than the upload or `--upload-max-size` allows.
+    TooLarge,
+    /// The client went away (or timed out) before its body ended.
+    Aborted,
+}
+
+impl UploadFailure {
+    pub(super) const ALL: [UploadFailure; 4] = [
+        UploadFailure::Checksum,
+        UploadFailure::NoSpace,
+        UploadFailure::TooLarge,
+        UploadFailure::Aborted,
+    ];
+
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            UploadFailure::Checksum => "checksum",
+            UploadFailure::NoSpace => "no_space",
+            UploadFailure::TooLarge => "too_large",
+            UploadFailure::Aborted => "aborted",
+        }
+    }
+}
+
 /// How response bytes reached the socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyKind {
@@ -125,8 +156,13 @@ pub struct WorkerMetrics {
     pub(super) pipes_in_use: AtomicU64,
     /// TLS handshakes completed, and failed (a protocol error from the client).
     pub(super) tls_handshakes: [AtomicU64; 2],
-    pub(super) upload_bytes: AtomicU64,
+    /// Upload body bytes: spliced, copied.
+    pub(super) upload_bytes: [AtomicU64; 2],
     pub(super) upload_answers: [AtomicU64; 5],
+    /// Upload bodies started and ended (the difference is in progress).
+    pub(super) upload_bodies: [AtomicU64; 2],
+    pub(super) uploads_published: AtomicU64,
+    pub(super) upload_failures: [AtomicU64; UploadFailure::ALL.len()],
     pub(super) backend: OnceLock<&'static str>,
     pub(super) top: Published,
 }
@@ -184,15 +220,38 @@ impl WorkerMetrics {
         add(&self.tls_handshakes[usize::from(!ok)], 1);
     }
 
-    /// `n` bytes of upload bodies were received.
-    pub fn upload_received(&self, n: u64) {
-        add(&self.upload_bytes, n);
+    /// `n` bytes of upload bodies were received: `spliced` straight to the file, or copied
+    /// through the worker (to be hashed).
+    pub fn upload_received(&self, n: u64, spliced: bool) {
+        add(&self.upload_bytes[usize::from(!spliced)], n);
     }
 
-    /// An upload request was answered with `status`.
-    pub fn upload_answered(&self, status: u16) {
+    /// An upload request was answered with `status`; `published`: it completed a file.
+    pub fn upload_answered(&self, status: u16, published: bool) {
         let class = usize::from(status / 100).clamp(1, CLASSES.len()) - 1;
         add(&self.upload_answers[class], 1);
+        if published {
+            add(&self.uploads_published, 1);
+        }
+        let failure = match status {
+            460 => Some(UploadFailure::Checksum),
+            507 => Some(UploadFailure::NoSpace),
+            413 => Some(UploadFailure::TooLarge),
+            _ => None,
+        };
+        if let Some(f) = failure {
+            self.upload_failed(f);
+        }
+    }
+
+    /// An upload failed for `reason`.
+    pub fn upload_failed(&self, reason: UploadFailure) {
+        add(&self.upload_failures[reason as usize], 1);
+    }
+
+    /// An upload body started (`true`) or ended, answered or cut off (`false`).
+    pub fn upload_body(&self, started: bool) {
+        add(&self.upload_bodies[usize::from(!started)], 1);
     }
 
     /// A connection was accepted.

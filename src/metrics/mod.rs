@@ -22,6 +22,6 @@ mod tests;
 mod top;
 
 use counters::*;
-pub use counters::{totals, BodyKind, Reject, Totals, WorkerHandle, WorkerMetrics};
+pub use counters::{totals, BodyKind, Reject, Totals, UploadFailure, WorkerHandle, WorkerMetrics};
 pub use prometheus::render;
 pub use top::{path_key, top_files, TopFiles};

@@ -56,14 +56,36 @@ pub fn render(workers: &[WorkerMetrics], draining: bool, out: &mut String) {
         );
     }
 
-    let help = "Bytes of upload request bodies received.";
+    let help = "Bytes of upload bodies received, by path (splice: socket to file, never \
+                in user space; copied: through the worker, to be hashed).";
     e.family("upload_bytes_total", "counter", help);
-    e.sample(&[], sum(&|w| read(&w.upload_bytes)));
+    for (i, path) in ["splice", "copied"].into_iter().enumerate() {
+        e.sample(&[("path", path)], sum(&|w| read(&w.upload_bytes[i])));
+    }
 
-    let help = "Upload requests answered, by status class (a 2xx published or stored bytes).";
+    let help = "Upload requests answered, by status class.";
     e.family("upload_requests_total", "counter", help);
     for (i, class) in CLASSES.iter().enumerate() {
         e.sample(&[("code", class)], sum(&|w| read(&w.upload_answers[i])));
+    }
+
+    let help = "Upload bodies being received now.";
+    e.family("uploads_in_progress", "gauge", help);
+    let started = sum(&|w| read(&w.upload_bodies[0]));
+    e.sample(
+        &[],
+        started.saturating_sub(sum(&|w| read(&w.upload_bodies[1]))),
+    );
+
+    let help = "Uploads completed and published.";
+    e.family("uploads_published_total", "counter", help);
+    e.sample(&[], sum(&|w| read(&w.uploads_published)));
+
+    let help = "Upload requests that failed, by reason.";
+    e.family("upload_failures_total", "counter", help);
+    for reason in UploadFailure::ALL {
+        let n = sum(&|w| read(&w.upload_failures[reason as usize]));
+        e.sample(&[("reason", reason.label())], n);
     }
 
     let help = "Connections or requests turned away, by reason.";

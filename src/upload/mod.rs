@@ -110,6 +110,8 @@ pub struct Answer {
     pub status: Status,
     /// Header lines (`Name: value\r\n` each).
     pub lines: Vec<u8>,
+    /// The request completed an upload and published its file (for the metrics).
+    pub published: bool,
 }
 
 impl Answer {
@@ -118,6 +120,7 @@ impl Answer {
         Answer {
             status,
             lines: Vec::new(),
+            published: false,
         }
     }
 
@@ -612,7 +615,10 @@ impl Receiver {
             &self.dir,
             self.settings.overwrite,
         ) {
-            Ok(()) => self.progress(offset),
+            Ok(()) => Answer {
+                published: true,
+                ..self.progress(offset)
+            },
             Err(PublishError::Exists) => {
                 Answer::new(Status::Conflict).line("X-Upload-Error", "a file of that name exists")
             }
