@@ -26,6 +26,7 @@ backend_tests!(
     ietf_draft_upload_resumes_from_the_104_location,
     browser_upload_resumes_after_the_server_is_killed,
     upload_metrics,
+    signed_links_authorise_uploads,
 );
 
 const TOKEN: &str = "t0ken-for-tests";
@@ -1086,4 +1087,86 @@ fn upload_metrics(backend: Backend) {
     );
     let checksum = "ringserve_upload_failures_total{reason=\"checksum\"}";
     assert_eq!(sample(&text, checksum), Some(1.0), "{text}");
+}
+
+/// `ringserve sign --method M PATH` with the server's secret: the URL to upload with.
+fn sign(secret: &std::path::Path, method: &str, path: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringserve"))
+        .args(["sign", path, "--expires", "1h", "--method", method])
+        .arg("--secure-link-secret-file")
+        .arg(secret)
+        .output()
+        .expect("ringserve sign");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn signed_links_authorise_uploads(backend: Backend) {
+    let corpus = Corpus::new();
+    let secret = corpus.outside().join("secret");
+    std::fs::write(&secret, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let secret_arg = secret.display().to_string();
+    // No token file: signed links alone authorise.
+    let server = Server::start(
+        backend,
+        corpus.root(),
+        &[
+            "--uploads",
+            "/incoming/",
+            "--secure-link-secret-file",
+            &secret_arg,
+            "--secure-link-prefix",
+            "/private/",
+        ],
+    );
+    let put_url = sign(&secret, "PUT", "/incoming/signed.bin");
+    assert!(put_url.contains("method=PUT"), "{put_url}");
+    let put = |url: &str| server.fetch(&(req("PUT", url, &["Content-Length: 5"]) + "hello"));
+    assert_eq!(put(&put_url).status, 201);
+    assert_eq!(
+        std::fs::read(corpus.root().join("incoming/signed.bin")).unwrap(),
+        b"hello"
+    );
+    // The link is for that path and that method only; a download link uploads nothing.
+    let other = put_url.replace("signed.bin", "other.bin");
+    assert_eq!(put(&other).status, 403);
+    let post_url = sign(&secret, "POST", "/incoming/");
+    assert_eq!(put(&sign(&secret, "PATCH", "/incoming/m.bin")).status, 403);
+    assert_eq!(put("/incoming/plain.bin").status, 401);
+    // tus through a POST link: the upload's own URL comes back signed for its operations.
+    let mut conn = server.connect();
+    let r = conn.roundtrip(&req(
+        "POST",
+        &post_url,
+        &[
+            "Tus-Resumable: 1.0.0",
+            "Upload-Length: 3",
+            &format!("Upload-Metadata: filename {}", b64("tus.bin")),
+            "Content-Length: 0",
+        ],
+    ));
+    assert_eq!(r.status, 201, "{r:?}");
+    let location = r.expect_header("Location").to_string();
+    assert!(location.contains("method=UPLOAD"), "{location}");
+    let patch = |url: &str| {
+        server.fetch(
+            &(req(
+                "PATCH",
+                url,
+                &[
+                    "Tus-Resumable: 1.0.0",
+                    "Content-Type: application/offset+octet-stream",
+                    "Upload-Offset: 0",
+                    "Content-Length: 3",
+                ],
+            ) + "abc"),
+        )
+    };
+    let unsigned = location.split('?').next().unwrap();
+    assert_eq!(patch(unsigned).status, 401);
+    assert_eq!(patch(&location).status, 204);
+    assert_eq!(
+        std::fs::read(corpus.root().join("incoming/tus.bin")).unwrap(),
+        b"abc"
+    );
 }

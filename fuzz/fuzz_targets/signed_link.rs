@@ -11,10 +11,10 @@ fuzz_target!(|input: (&[u8], &[u8], u32)| {
     let now = 1_700_000_000;
     let _ = verify(&secret, path, query, now);
     let expires = now + u64::from(ttl);
-    let signed = sign(&secret, path, expires, None);
+    let signed = sign(&secret, path, expires, None, None);
     assert_eq!(
         verify(&secret, path, signed.as_bytes(), now),
-        Verdict::Valid { rate: None }
+        Verdict::Valid { rate: None, method: None }
     );
     assert_eq!(
         verify(&secret, path, signed.as_bytes(), expires + 1),

@@ -35,6 +35,7 @@ pub struct SignRequest {
     path: String,
     expires: Duration,
     rate: Option<u64>,
+    method: Option<crate::policy::signed::Method>,
 }
 
 impl SignRequest {
@@ -42,7 +43,8 @@ impl SignRequest {
     pub fn url(&self, now: SystemTime) -> Result<String, String> {
         let now = now.duration_since(UNIX_EPOCH).unwrap_or_default();
         let expires = now.saturating_add(self.expires).as_secs();
-        self.link.sign_url(&self.path, expires, self.rate)
+        self.link
+            .sign_url(&self.path, expires, self.rate, self.method)
     }
 }
 
@@ -93,6 +95,7 @@ impl Action {
                     path: sign.path,
                     expires: sign.expires,
                     rate: sign.rate,
+                    method: sign.method,
                 }))
             }
             Some(Sub::CheckConfig(opts)) => {

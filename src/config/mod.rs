@@ -260,7 +260,7 @@ impl Config {
             .hsts
             .map(|d| format!("max-age={}", d.as_secs()).into_bytes());
         let policy = policy_settings(&opts, matches, workers.max(1))?;
-        let uploads = upload_settings(&opts)?;
+        let uploads = upload_settings(&opts, policy.secure_link.is_some())?;
         let mut precompressed: Vec<Coding> = Vec::new();
         for coding in opts.precompressed {
             if precompressed.contains(&coding) {
@@ -360,8 +360,9 @@ fn policy_settings(
     })
 }
 
-/// The upload settings of `opts`, if uploads are on.
-fn upload_settings(opts: &Opts) -> Result<Option<upload::Settings>, String> {
+/// The upload settings of `opts`, if uploads are on; `signed`: links can be signed
+/// (`--secure-link-secret-file`), which authorises uploads without a token file.
+fn upload_settings(opts: &Opts, signed: bool) -> Result<Option<upload::Settings>, String> {
     if opts.uploads.is_empty() {
         return Ok(None);
     }
@@ -383,12 +384,22 @@ fn upload_settings(opts: &Opts) -> Result<Option<upload::Settings>, String> {
         None => Vec::new(),
     };
     if opts.upload_auth == upload::AuthMode::Token && tokens.is_empty() {
-        return Err(match &opts.upload_token_file {
-            Some(path) => format!("--upload-token-file {} holds no token", path.display()),
-            None => "--uploads needs --upload-token-file (or --upload-auth none on a trusted \
-                     network)"
-                .into(),
-        });
+        match &opts.upload_token_file {
+            Some(path) => {
+                return Err(format!(
+                    "--upload-token-file {} holds no token",
+                    path.display()
+                ))
+            }
+            None if !signed => {
+                return Err(
+                    "--uploads needs --upload-token-file or --secure-link-secret-file \
+                            (or --upload-auth none on a trusted network)"
+                        .into(),
+                )
+            }
+            None => {}
+        }
     }
     Ok(Some(upload::Settings {
         prefixes,

@@ -68,8 +68,23 @@ pub(super) struct SignOpts {
     /// Rate the download is paced at, replacing --limit-rate for it (e.g. 2m for 2 MiB/s).
     #[arg(long, value_parser = policy::parse_rate)]
     pub(super) rate: Option<u64>,
+    /// Sign an upload link for this method instead of a download: PUT (a file under
+    /// --uploads, sent whole or in Content-Range chunks) or POST (tus or the IETF draft, at
+    /// the upload prefix; the upload's own URL comes back signed in its Location).
+    #[arg(long, value_parser = parse_method)]
+    pub(super) method: Option<policy::signed::Method>,
     #[command(flatten)]
     pub(super) opts: Opts,
+}
+
+/// An upload method for `sign --method`.
+fn parse_method(s: &str) -> Result<policy::signed::Method, String> {
+    match s {
+        "PUT" | "POST" | "PATCH" => {
+            policy::signed::Method::new(s.as_bytes()).ok_or_else(|| format!("method {s}"))
+        }
+        _ => Err(format!("{s}: sign uploads for PUT, POST or PATCH")),
+    }
 }
 
 /// The server's options. A plain `#[arg(long)]` here is all a new option needs: its

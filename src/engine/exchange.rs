@@ -294,7 +294,8 @@ impl Exchange<'_> {
             let answer = Answer::new(Status::NotFound);
             return Some(self.plan_upload(answer, keep_alive, receiving(None)));
         }
-        match uploads.begin(req, path, settings, w.unix_now) {
+        let link = config.policy.secure_link.as_ref();
+        match uploads.begin(req, path, settings, link, w.unix_now) {
             Begin::NotMine => None,
             Begin::Answer(answer) => {
                 // A body left unread is skipped only when small; a large one ends the

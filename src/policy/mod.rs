@@ -209,7 +209,7 @@ impl Policy {
         };
         match link.check(target, now_unix, scratch) {
             None => Ok(Grant::default()),
-            Some(Verdict::Valid { rate }) => Ok(Grant { link_rate: rate }),
+            Some(Verdict::Valid { rate, .. }) => Ok(Grant { link_rate: rate }),
             Some(Verdict::Forbidden) => Err(Refusal::Forbidden),
             Some(Verdict::Expired) => Err(Refusal::Expired),
         }
@@ -292,7 +292,7 @@ mod tests {
         );
         let t1 = t0 + Duration::from_secs(1);
         let url = settings.secure_link.as_ref().unwrap();
-        let url = url.sign_url("/private/f", 100, Some(5000)).unwrap();
+        let url = url.sign_url("/private/f", 100, Some(5000), None).unwrap();
         assert_eq!(
             policy.on_request(a, url.as_bytes(), t1, 100, &mut scratch),
             Ok(Grant {

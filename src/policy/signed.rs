@@ -56,7 +56,13 @@ impl Secret {
     }
 
     /// The MAC state after absorbing the message for these fields.
-    fn message(&self, path: &[u8], expires: u64, rate: Option<u64>) -> Hmac<Sha256> {
+    fn message(
+        &self,
+        path: &[u8],
+        expires: u64,
+        rate: Option<u64>,
+        method: Option<&[u8]>,
+    ) -> Hmac<Sha256> {
         let mut mac = self.mac.clone();
         let mut digits = itoa::Buffer::new();
         mac.update(digits.format(expires).as_bytes());
@@ -66,6 +72,12 @@ impl Secret {
         }
         mac.update(b"\n");
         mac.update(path);
+        // A link signed for a method covers it too (after the path, so links without one
+        // keep their signatures, and neither kind can pass for the other).
+        if let Some(method) = method {
+            mac.update(b"\n");
+            mac.update(method);
+        }
         mac
     }
 }
@@ -83,6 +95,8 @@ pub enum Verdict {
     Valid {
         /// Rate the link was signed with.
         rate: Option<u64>,
+        /// The method the link was signed for (`method=`), if any: an upload needs one.
+        method: Option<Method>,
     },
     /// Signature missing, malformed or wrong, or parameters malformed or repeated: 403.
     Forbidden,
@@ -98,7 +112,7 @@ pub enum Verdict {
 /// up to and including its expiry second, like nginx's. Expiry is only reported for authentic
 /// links, so a forged one learns nothing.
 pub fn verify(secret: &Secret, path: &[u8], query: &[u8], now_unix: u64) -> Verdict {
-    let (mut expires, mut sig, mut rate) = (None, None, None);
+    let (mut expires, mut sig, mut rate, mut method) = (None, None, None, None);
     for param in query.split(|&b| b == b'&') {
         let (name, value) = match param.iter().position(|&b| b == b'=') {
             Some(i) => (&param[..i], Some(&param[i + 1..])),
@@ -108,6 +122,7 @@ pub fn verify(secret: &Secret, path: &[u8], query: &[u8], now_unix: u64) -> Verd
             b"expires" => &mut expires,
             b"sig" => &mut sig,
             b"rate" => &mut rate,
+            b"method" => &mut method,
             _ => continue,
         };
         if slot.is_some() {
@@ -129,12 +144,17 @@ pub fn verify(secret: &Secret, path: &[u8], query: &[u8], now_unix: u64) -> Verd
         Some(Some(Ok(r))) => Some(r),
         Some(_) => return Verdict::Forbidden,
     };
+    let method = match method.map(Method::new) {
+        None => None,
+        Some(Some(m)) => Some(m),
+        Some(None) => return Verdict::Forbidden,
+    };
     let mut tag = [0u8; TAG_LEN + 3];
     if sig.len() != SIG_LEN || URL_SAFE_NO_PAD.decode_slice(sig, &mut tag) != Ok(TAG_LEN) {
         return Verdict::Forbidden;
     }
     if secret
-        .message(path, expires, rate)
+        .message(path, expires, rate, method.as_ref().map(Method::as_bytes))
         .verify_slice(&tag[..TAG_LEN])
         .is_err()
     {
@@ -143,21 +163,71 @@ pub fn verify(secret: &Secret, path: &[u8], query: &[u8], now_unix: u64) -> Verd
     if now_unix > expires {
         return Verdict::Expired;
     }
-    Verdict::Valid { rate }
+    Verdict::Valid { rate, method }
+}
+
+/// The method a link is signed for: an upper-case token of at most 16 characters (`PUT`,
+/// `POST`, `PATCH`, or [`Method::UPLOAD`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Method {
+    bytes: [u8; 16],
+    len: u8,
+}
+
+impl Method {
+    /// The pseudo-method of links to an upload resource (tus or the IETF draft): `HEAD`,
+    /// `PATCH` and `DELETE` on that one resource. The server signs these itself, in the
+    /// `Location` of an upload created through a signed link.
+    pub const UPLOAD: &'static str = "UPLOAD";
+
+    /// `name` as a method, if it is an upper-case token of at most 16 characters.
+    pub fn new(name: &[u8]) -> Option<Method> {
+        if name.is_empty() || name.len() > 16 || !name.iter().all(u8::is_ascii_uppercase) {
+            return None;
+        }
+        let mut bytes = [0; 16];
+        bytes[..name.len()].copy_from_slice(name);
+        Some(Method {
+            bytes,
+            len: name.len() as u8,
+        })
+    }
+
+    /// The method's name.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
 }
 
 /// Signs `path` (decoded, as [`verify`] will see it) until `expires_unix`, optionally with a
 /// rate, and returns the query string to append after `?`: `expires=E[&rate=R]&sig=S`.
-pub fn sign(secret: &Secret, path: &[u8], expires_unix: u64, rate: Option<u64>) -> String {
+pub fn sign(
+    secret: &Secret,
+    path: &[u8],
+    expires_unix: u64,
+    rate: Option<u64>,
+    method: Option<Method>,
+) -> String {
     let tag = secret
-        .message(path, expires_unix, rate)
+        .message(
+            path,
+            expires_unix,
+            rate,
+            method.as_ref().map(Method::as_bytes),
+        )
         .finalize()
         .into_bytes();
     let sig = URL_SAFE_NO_PAD.encode(tag);
-    match rate {
-        Some(r) => format!("expires={expires_unix}&rate={r}&sig={sig}"),
-        None => format!("expires={expires_unix}&sig={sig}"),
+    let mut q = format!("expires={expires_unix}");
+    if let Some(r) = rate {
+        q.push_str(&format!("&rate={r}"));
     }
+    if let Some(m) = method {
+        q.push_str("&method=");
+        q.push_str(&String::from_utf8_lossy(m.as_bytes()));
+    }
+    q.push_str(&format!("&sig={sig}"));
+    q
 }
 
 /// Bytes left as they are when a signed path is written into a URL.
@@ -216,10 +286,12 @@ impl SecureLink {
         path: &str,
         expires_unix: u64,
         rate: Option<u64>,
+        method: Option<Method>,
     ) -> Result<String, String> {
         let mut canonical = Vec::new();
         canonical_path(path.as_bytes(), &mut canonical).map_err(|e| format!("{path:?}: {e}"))?;
-        if !self.covers(&canonical) {
+        // A link for a method (an upload) is checked by the uploads, wherever they are.
+        if method.is_none() && !self.covers(&canonical) {
             let prefix = String::from_utf8_lossy(&self.prefix);
             return Err(format!(
                 "{path:?} is not under the secure link prefix {prefix}"
@@ -227,9 +299,36 @@ impl SecureLink {
         }
         let text = String::from_utf8(canonical)
             .map_err(|_| format!("{path:?}: the decoded path is not UTF-8"))?;
-        let query = sign(&self.secret, text.as_bytes(), expires_unix, rate);
+        let query = sign(&self.secret, text.as_bytes(), expires_unix, rate, method);
         Ok(format!("{}?{query}", utf8_percent_encode(&text, PATH_SAFE)))
     }
+
+    /// Whether `target` carries a valid link signed for one of `methods` at `now_unix`,
+    /// wherever it lies (uploads check their links themselves); with the link's expiry.
+    pub fn authorises(
+        &self,
+        target: &[u8],
+        methods: &[&str],
+        now_unix: u64,
+        scratch: &mut Vec<u8>,
+    ) -> Option<u64> {
+        canonical_path(target, scratch).ok()?;
+        let query = split_query(target).1?;
+        match verify(&self.secret, scratch, query, now_unix) {
+            Verdict::Valid {
+                method: Some(m), ..
+            } if methods.iter().any(|&x| x.as_bytes() == m.as_bytes()) => expiry(query),
+            _ => None,
+        }
+    }
+}
+
+/// The `expires` of a query already verified.
+fn expiry(query: &[u8]) -> Option<u64> {
+    query
+        .split(|&b| b == b'&')
+        .find_map(|p| p.strip_prefix(b"expires="))
+        .and_then(parse_decimal)
 }
 
 /// Parses a link lifetime for `--expires`: a positive number with an optional unit `s`
@@ -266,19 +365,23 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let q = sign(&secret(), b"/downloads/file.iso", NOW + 60, None);
+        let q = sign(&secret(), b"/downloads/file.iso", NOW + 60, None, None);
         assert!(q.starts_with("expires=1700000060&sig="), "{q}");
         assert_eq!(q.len(), "expires=1700000060&sig=".len() + SIG_LEN);
         assert_eq!(
             check("/downloads/file.iso", &q),
-            Verdict::Valid { rate: None }
+            Verdict::Valid {
+                rate: None,
+                method: None
+            }
         );
-        let q = sign(&secret(), b"/a", NOW, Some(2 << 20));
+        let q = sign(&secret(), b"/a", NOW, Some(2 << 20), None);
         assert!(q.starts_with("expires=1700000000&rate=2097152&sig="), "{q}");
         assert_eq!(
             check("/a", &q),
             Verdict::Valid {
-                rate: Some(2 << 20)
+                rate: Some(2 << 20),
+                method: None
             }
         );
     }
@@ -288,13 +391,13 @@ mod tests {
         let mut mac = Hmac::<Sha256>::new_from_slice(b"0123456789abcdef0123456789abcdef").unwrap();
         mac.update(b"1700000060\n1024\n/x y\nz");
         let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-        let q = sign(&secret(), b"/x y\nz", NOW + 60, Some(1024));
+        let q = sign(&secret(), b"/x y\nz", NOW + 60, Some(1024), None);
         assert_eq!(q, format!("expires=1700000060&rate=1024&sig={sig}"));
     }
 
     #[test]
     fn parameters_in_any_order_with_others_and_rate_syntax() {
-        let q = sign(&secret(), b"/f", NOW + 1, Some(2 << 20));
+        let q = sign(&secret(), b"/f", NOW + 1, Some(2 << 20), None);
         let sig = q.rsplit_once("sig=").unwrap().1;
         for query in [
             format!("sig={sig}&rate=2097152&expires={}", NOW + 1),
@@ -304,7 +407,8 @@ mod tests {
             assert_eq!(
                 check("/f", &query),
                 Verdict::Valid {
-                    rate: Some(2 << 20)
+                    rate: Some(2 << 20),
+                    method: None
                 },
                 "{query}"
             );
@@ -313,7 +417,7 @@ mod tests {
 
     #[test]
     fn tampering_is_forbidden() {
-        let q = sign(&secret(), b"/f", NOW + 10, Some(1000));
+        let q = sign(&secret(), b"/f", NOW + 10, Some(1000), None);
         let sig = q.rsplit_once("sig=").unwrap().1;
         assert_eq!(check("/g", &q), Verdict::Forbidden);
         assert_eq!(check("/f/", &q), Verdict::Forbidden);
@@ -337,7 +441,7 @@ mod tests {
 
     #[test]
     fn non_canonical_signatures_are_forbidden() {
-        let q = sign(&secret(), b"/f", NOW + 10, None);
+        let q = sign(&secret(), b"/f", NOW + 10, None, None);
         let (head, sig) = q.rsplit_once("sig=").unwrap();
         // The last character carries 2 padding bits that must be zero.
         let last = sig.as_bytes()[SIG_LEN - 1];
@@ -362,11 +466,17 @@ mod tests {
 
     #[test]
     fn expiry_is_reported_only_for_authentic_links() {
-        let q = sign(&secret(), b"/f", NOW - 1, None);
+        let q = sign(&secret(), b"/f", NOW - 1, None, None);
         assert_eq!(check("/f", &q), Verdict::Expired);
         assert_eq!(check("/g", &q), Verdict::Forbidden);
-        let q = sign(&secret(), b"/f", NOW, None);
-        assert_eq!(check("/f", &q), Verdict::Valid { rate: None });
+        let q = sign(&secret(), b"/f", NOW, None, None);
+        assert_eq!(
+            check("/f", &q),
+            Verdict::Valid {
+                rate: None,
+                method: None
+            }
+        );
         assert_eq!(
             verify(&secret(), b"/f", q.as_bytes(), u64::MAX),
             Verdict::Expired
@@ -375,7 +485,7 @@ mod tests {
 
     #[test]
     fn missing_repeated_or_malformed_parameters_are_forbidden() {
-        let q = sign(&secret(), b"/f", NOW + 10, Some(5));
+        let q = sign(&secret(), b"/f", NOW + 10, Some(5), None);
         let sig = q.rsplit_once("sig=").unwrap().1;
         let e = NOW + 10;
         for query in [
@@ -403,10 +513,13 @@ mod tests {
     #[test]
     fn non_utf8_input_is_handled() {
         let path = b"/caf\xe9/\xff\xfe";
-        let q = sign(&secret(), path, NOW + 10, None);
+        let q = sign(&secret(), path, NOW + 10, None, None);
         assert_eq!(
             verify(&secret(), path, q.as_bytes(), NOW),
-            Verdict::Valid { rate: None }
+            Verdict::Valid {
+                rate: None,
+                method: None
+            }
         );
         assert_eq!(
             verify(&secret(), b"/caf\xe9/\xff", q.as_bytes(), NOW),
@@ -419,7 +532,10 @@ mod tests {
         query.extend_from_slice(b"&\xff\xfe=\x80");
         assert_eq!(
             verify(&secret(), path, &query, NOW),
-            Verdict::Valid { rate: None }
+            Verdict::Valid {
+                rate: None,
+                method: None
+            }
         );
         assert_eq!(verify(&secret(), b"", b"\xff&=&&", NOW), Verdict::Forbidden);
     }
@@ -445,7 +561,7 @@ mod tests {
             Some(Verdict::Forbidden)
         );
         let url = link
-            .sign_url("/dl/my file.iso", NOW + 5, Some(1000))
+            .sign_url("/dl/my file.iso", NOW + 5, Some(1000), None)
             .unwrap();
         assert!(url.starts_with("/dl/my%20file.iso?expires="), "{url}");
         // Any spelling of the same file carries the same signature.
@@ -458,7 +574,10 @@ mod tests {
             let target = format!("{path}?{query}");
             assert_eq!(
                 link.check(target.as_bytes(), NOW, &mut scratch),
-                Some(Verdict::Valid { rate: Some(1000) }),
+                Some(Verdict::Valid {
+                    rate: Some(1000),
+                    method: None
+                }),
                 "{target}"
             );
         }
@@ -466,7 +585,7 @@ mod tests {
             link.check(url.as_bytes(), NOW + 6, &mut scratch),
             Some(Verdict::Expired)
         );
-        assert!(link.sign_url("/elsewhere", NOW, None).is_err());
+        assert!(link.sign_url("/elsewhere", NOW, None, None).is_err());
         assert!(SecureLink::new(secret(), "/a/../b").is_err());
         let all = SecureLink::new(secret(), "/").unwrap();
         assert!(all.check(b"/anything", NOW, &mut scratch).is_some());
@@ -494,5 +613,36 @@ mod tests {
         ] {
             assert!(parse_expires_in(s).is_err(), "{s:?}");
         }
+    }
+
+    #[test]
+    fn links_for_a_method_cover_it() {
+        let put = Method::new(b"PUT");
+        let q = sign(&secret(), b"/in/a.iso", NOW + 60, None, put);
+        assert!(q.contains("&method=PUT&"), "{q}");
+        assert_eq!(
+            verify(&secret(), b"/in/a.iso", q.as_bytes(), NOW),
+            Verdict::Valid {
+                rate: None,
+                method: put
+            }
+        );
+        // Dropped or changed, the method no longer matches the signature.
+        let dropped = q.replace("&method=PUT", "");
+        let changed = q.replace("method=PUT", "method=POST");
+        for q in [dropped, changed, q.replace("method=PUT", "method=put")] {
+            assert_eq!(
+                verify(&secret(), b"/in/a.iso", q.as_bytes(), NOW),
+                Verdict::Forbidden,
+                "{q}"
+            );
+        }
+        // A link without one does not pass for one.
+        let get = sign(&secret(), b"/in/a.iso", NOW + 60, None, None) + "&method=PUT";
+        assert_eq!(
+            verify(&secret(), b"/in/a.iso", get.as_bytes(), NOW),
+            Verdict::Forbidden
+        );
+        assert!(Method::new(b"").is_none() && Method::new(&[b'A'; 17]).is_none());
     }
 }

@@ -12,6 +12,7 @@ use super::fields::{content_disposition_filename, number, safe_name};
 use super::store::{random_id, Info, Proto};
 use super::{io_answer, open_answer, Answer, Begin, Cx, Done, Receiver};
 use crate::http::Status;
+use crate::policy::signed::Method;
 
 /// Media type of an append.
 const PARTIAL: &str = "application/partial-upload";
@@ -61,7 +62,7 @@ pub fn create(cx: &Cx<'_, '_>, name: Option<&str>) -> Begin {
 }
 
 fn try_create(cx: &Cx<'_, '_>, name: Option<&str>) -> Result<Begin, Answer> {
-    cx.authorise()?;
+    cx.authorise(&[cx.req.method_raw])?;
     let f = cx.fields;
     let bad = || Answer::new(Status::BadRequest);
     let complete = f.upload_complete.and_then(boolean).ok_or_else(bad)?;
@@ -89,7 +90,7 @@ fn try_create(cx: &Cx<'_, '_>, name: Option<&str>) -> Result<Begin, Answer> {
     };
     let room = room(cx, length, 0)?;
     let part = cx.uploads.store.create(&id, &info).map_err(open_answer)?;
-    let location = super::encode_path(&format!("{}/.upload/{id}", cx.prefix()));
+    let location = cx.resource_location(&format!("{}/.upload/{id}", cx.prefix()));
     let interim = format!(
         "HTTP/1.1 104 Upload Resumption Supported\r\nLocation: {location}\r\nUpload-Limit: {}\r\n\r\n",
         limits(cx)
@@ -148,7 +149,7 @@ fn room(cx: &Cx<'_, '_>, length: Option<u64>, offset: u64) -> Result<u64, Answer
 
 /// `HEAD`, `PATCH` or `DELETE` on an upload resource.
 pub fn resource(cx: &Cx<'_, '_>, id: &str) -> Begin {
-    if let Err(a) = cx.authorise() {
+    if let Err(a) = cx.authorise(&[Method::UPLOAD]) {
         return Begin::Answer(a);
     }
     let store = &cx.uploads.store;

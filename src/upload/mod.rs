@@ -31,7 +31,8 @@ use std::time::Duration;
 
 use rustix::fs::{self as rfs, Mode, OFlags};
 
-use crate::http::{Method, Request, Status};
+use crate::http::{Method as HttpMethod, Request, Status};
+use crate::policy::signed::{Method, SecureLink};
 
 use checksum::Hasher;
 use fields::Fields;
@@ -231,12 +232,20 @@ impl Uploads {
     /// Whether `req` may be an upload request, so worth [`Uploads::begin`]: any method but
     /// `GET` under an upload prefix. (Downloads there are served as usual at no extra cost.)
     pub fn claims(&self, req: &Request<'_>, path: &[u8], s: &Settings) -> bool {
-        req.method != Method::Get && route(path, &s.prefixes).is_some()
+        req.method != HttpMethod::Get && route(path, &s.prefixes).is_some()
     }
 
-    /// Decides what an upload request gets; `path` is the request's canonical path and
-    /// `now` the Unix time.
-    pub fn begin(&self, req: &Request<'_>, path: &[u8], s: &Settings, now: u64) -> Begin {
+    /// Decides what an upload request gets; `path` is the request's canonical path, `link`
+    /// the signed links' checker (`--secure-link-secret-file`), if any, and `now` the Unix
+    /// time.
+    pub fn begin(
+        &self,
+        req: &Request<'_>,
+        path: &[u8],
+        s: &Settings,
+        link: Option<&SecureLink>,
+        now: u64,
+    ) -> Begin {
         let Some((index, route)) = route(path, &s.prefixes) else {
             return Begin::NotMine;
         };
@@ -254,17 +263,18 @@ impl Uploads {
             now,
             req,
             fields: &f,
+            link,
         };
         let draft = ietf::applies(&cx) && f.tus_resumable.is_none();
         match (route, req.method) {
-            (Route::Collection, Method::Options) => {
+            (Route::Collection, HttpMethod::Options) => {
                 let both = ietf::options(&cx);
                 let mut answer = tus::options(s);
                 answer.lines.extend_from_slice(&both.lines);
                 Begin::Answer(answer)
             }
-            (Route::Tus(_), Method::Options) => Begin::Answer(tus::options(s)),
-            (Route::Ietf(_), Method::Options) => Begin::Answer(ietf::options(&cx)),
+            (Route::Tus(_), HttpMethod::Options) => Begin::Answer(tus::options(s)),
+            (Route::Ietf(_), HttpMethod::Options) => Begin::Answer(ietf::options(&cx)),
             (Route::Collection, _) if method == "POST" && draft => ietf::create(&cx, None),
             (Route::Collection, _) if method == "POST" => tus::create(&cx),
             (Route::Tus(id), _) if matches!(method, "HEAD" | "PATCH" | "DELETE") => {
@@ -275,7 +285,7 @@ impl Uploads {
             }
             (Route::Named(name), _) if method == "PUT" && draft => ietf::create(&cx, Some(name)),
             (Route::Named(name), _) if method == "PUT" => put::put(&cx, name),
-            (Route::Named(name), Method::Head) => put::head(&cx, name),
+            (Route::Named(name), HttpMethod::Head) => put::head(&cx, name),
             _ => Begin::NotMine,
         }
     }
@@ -290,19 +300,45 @@ struct Cx<'a, 'r> {
     now: u64,
     req: &'a Request<'r>,
     fields: &'a Fields<'r>,
+    link: Option<&'a SecureLink>,
 }
 
 impl Cx<'_, '_> {
-    /// Checks the request's credentials: `Err` with 401 (none) or 403 (wrong).
-    fn authorise(&self) -> Result<(), Answer> {
-        if self.settings.auth == AuthMode::None {
+    /// Checks the request's credentials: a bearer token, or a link signed for one of
+    /// `methods`; `Err` with 401 (none) or 403 (wrong).
+    fn authorise(&self, methods: &[&str]) -> Result<(), Answer> {
+        if self.settings.auth == AuthMode::None || self.link_expiry(methods).is_some() {
             return Ok(());
+        }
+        if self.fields.bearer().is_none() && has_signature(self.req.target) {
+            return Err(Answer::new(Status::Forbidden));
         }
         match self.fields.bearer() {
             None => Err(Answer::new(Status::Unauthorized)
                 .line("WWW-Authenticate", "Bearer realm=\"uploads\"")),
             Some(token) if self.settings.tokens.iter().any(|t| ct_eq(t, token)) => Ok(()),
             Some(_) => Err(Answer::new(Status::Forbidden)),
+        }
+    }
+
+    /// The expiry of a valid link signed for one of `methods` that the request carries.
+    fn link_expiry(&self, methods: &[&str]) -> Option<u64> {
+        let link = self.link?;
+        link.authorises(self.req.target, methods, self.now, &mut Vec::new())
+    }
+
+    /// The `Location` of a new upload resource at `path`: signed for its operations
+    /// ([`Method::UPLOAD`]) until the same time as the link it was created through, if it
+    /// was, so that the client can go on with no other credentials.
+    fn resource_location(&self, path: &str) -> String {
+        let created_by = [self.req.method_raw];
+        match (self.link, self.link_expiry(&created_by)) {
+            (Some(link), Some(expires)) => {
+                let upload = Method::new(Method::UPLOAD.as_bytes());
+                link.sign_url(path, expires, None, upload)
+                    .unwrap_or_else(|_| encode_path(path))
+            }
+            _ => encode_path(path),
         }
     }
 
@@ -373,6 +409,13 @@ fn route<'p>(path: &'p [u8], prefixes: &[String]) -> Option<(usize, Route<'p>)> 
         };
         Some((i, route))
     })
+}
+
+/// Whether a target's query carries a signature (`sig=`).
+fn has_signature(target: &[u8]) -> bool {
+    crate::http::path::split_query(target)
+        .1
+        .is_some_and(|q| q.split(|&b| b == b'&').any(|p| p.starts_with(b"sig=")))
 }
 
 /// Compares two secrets in time that depends only on their lengths.

@@ -35,7 +35,7 @@ pub(super) fn incomplete(offset: u64, length: Option<u64>) -> Answer {
 /// `HEAD PREFIX/NAME`: the state of an unfinished upload to its client (authorised);
 /// anyone else, and every name without one, gets the file as usual.
 pub fn head(cx: &Cx<'_, '_>, name: &str) -> Begin {
-    if cx.authorise().is_err() {
+    if cx.authorise(&["PUT"]).is_err() {
         return Begin::NotMine;
     }
     let id = id(cx.index, name);
@@ -58,7 +58,7 @@ pub fn put(cx: &Cx<'_, '_>, name: &str) -> Begin {
 }
 
 fn try_put(cx: &Cx<'_, '_>, name: &str) -> Result<Begin, Answer> {
-    cx.authorise()?;
+    cx.authorise(&["PUT"])?;
     if !safe_name(name, cx.settings.dotfiles) {
         return Err(Answer::new(Status::Forbidden));
     }

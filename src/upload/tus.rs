@@ -6,6 +6,7 @@ use super::fields::{metadata_filename, number, safe_name, tus_checksum};
 use super::store::{random_id, Info, Proto};
 use super::{http_date, io_answer, open_answer, Answer, Begin, Cx, Done, Receiver, Settings};
 use crate::http::Status;
+use crate::policy::signed::Method;
 use crate::upload::checksum::Hasher;
 
 /// The protocol version served.
@@ -37,9 +38,10 @@ fn tus(status: Status) -> Answer {
     Answer::new(status).line("Tus-Resumable", VERSION)
 }
 
-/// Checks what every tus request but `OPTIONS` needs: credentials, then the version.
-fn check(cx: &Cx<'_, '_>) -> Result<(), Answer> {
-    cx.authorise()?;
+/// Checks what every tus request but `OPTIONS` needs: credentials (a token, or a link signed
+/// for `methods`), then the version.
+fn check(cx: &Cx<'_, '_>, methods: &[&str]) -> Result<(), Answer> {
+    cx.authorise(methods)?;
     if cx.fields.tus_resumable != Some(VERSION.as_bytes()) {
         return Err(Answer::new(Status::PreconditionFailed).line("Tus-Version", VERSION));
     }
@@ -55,7 +57,7 @@ pub fn create(cx: &Cx<'_, '_>) -> Begin {
 }
 
 fn try_create(cx: &Cx<'_, '_>) -> Result<Begin, Answer> {
-    check(cx)?;
+    check(cx, &["POST"])?;
     let f = cx.fields;
     let bad = || tus(Status::BadRequest);
     let length = match (f.upload_length, f.upload_defer_length) {
@@ -94,7 +96,7 @@ fn try_create(cx: &Cx<'_, '_>) -> Result<Begin, Answer> {
     let room = room(cx, length, 0)?;
     let check = checksum(cx)?;
     let part = cx.uploads.store.create(&id, &info).map_err(open_answer)?;
-    let location = super::encode_path(&format!("{}/.tus/{id}", cx.prefix()));
+    let location = cx.resource_location(&format!("{}/.tus/{id}", cx.prefix()));
     let mut receiver = Receiver::new(
         cx,
         id,
@@ -135,7 +137,7 @@ fn checksum(cx: &Cx<'_, '_>) -> Result<Option<(Hasher, Vec<u8>)>, Answer> {
 
 /// `HEAD`, `PATCH` or `DELETE` on an upload's URL.
 pub fn resource(cx: &Cx<'_, '_>, id: &str) -> Begin {
-    let answer = match check(cx) {
+    let answer = match check(cx, &[Method::UPLOAD]) {
         Err(a) => a,
         Ok(()) => match cx.req.method_raw {
             "HEAD" => head(cx, id),
