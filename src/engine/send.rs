@@ -107,10 +107,12 @@ pub fn send(
                         }
                     }
                     match w.config.body {
-                        BodyPath::Sendfile => sys::sendfile(sock, file, at, want).map(|n| {
-                            let full = (n as u64) < want.min(sys::SENDFILE_MAX);
-                            (n, full, BodyKind::Sendfile)
-                        }),
+                        // A short count is not taken for a full socket: it is also what the
+                        // end of a file that shrank looks like, and an edge-triggered
+                        // backend would then wait for a writability that never changes. The
+                        // next call says which (EAGAIN, or 0 and the response is cut off).
+                        BodyPath::Sendfile => sys::sendfile(sock, file, at, want)
+                            .map(|n| (n, false, BodyKind::Sendfile)),
                         BodyPath::Splice => match fill(pipe, &mut w.pipes, file, at, want) {
                             Ok(()) => continue,
                             Err(e) => Err(e),

@@ -172,6 +172,12 @@ impl Conn {
         }
     }
 
+    /// Reads and consumes exactly `n` bytes (a body whose head was read with `head: true`).
+    pub fn read_exact_body(&mut self, n: usize) -> Vec<u8> {
+        self.fill(n);
+        self.buf.drain(..n).collect()
+    }
+
     /// Makes sure at least `n` bytes have arrived (without consuming them).
     pub fn fill(&mut self, n: usize) {
         while self.buf.len() < n {
