@@ -45,7 +45,8 @@ fn head(c: &mut Criterion) {
     let rep = Representation {
         len: 64 << 20,
         mtime: 1_700_000_000,
-        etag: ETag::from_parts(1_700_000_000, 64 << 20, 0x1a2b),
+        etag: ETag::nginx(1_700_000_000, 64 << 20),
+        version: ETag::from_parts(1_700_000_000, 64 << 20, 0x1a2b),
         mime: "application/gzip",
     };
     let Parse::Complete(req) = request::parse(REQUEST, &limits) else {

@@ -107,6 +107,8 @@ pub struct Config {
     pub backend: BackendChoice,
     /// Whether dotfiles are served.
     pub dotfiles: bool,
+    /// Form of the ETags sent.
+    pub etag: crate::http::EtagForm,
     /// Drain period on shutdown.
     pub grace: Duration,
     /// Access log destination.
@@ -279,6 +281,7 @@ impl Config {
             workers: workers.max(1),
             backend: opts.backend,
             dotfiles: opts.dotfiles,
+            etag: opts.etag,
             grace: opts.grace,
             access_log,
             header_timeout: opts.header_timeout,

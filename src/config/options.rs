@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::http::negotiate::Coding;
+use crate::http::EtagForm;
 use crate::policy::{self, ReqRate};
 use crate::serve::content::{self, CacheRule, CorsOrigin, Glob, HeaderLine};
 use crate::upload::{AuthMode, SyncMode};
@@ -122,6 +123,11 @@ pub(super) struct Opts {
     /// --tls-listen port).
     #[arg(long = "redirect-https")]
     pub(super) redirect_https: bool,
+    /// Form of the ETag: `mtime-size` (nginx's: the same on every node with the same file
+    /// and mtime, e.g. after `rsync -t`), `inode` (also tells apart a same-size file replaced
+    /// within the same second, but differs between nodes), or `off`.
+    #[arg(long, value_enum, default_value_t = EtagForm::MtimeSize)]
+    pub(super) etag: EtagForm,
     /// Worker threads, one ring (or epoll set) and listener each [default: online CPUs].
     #[arg(long)]
     pub(super) workers: Option<usize>,

@@ -15,7 +15,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use super::mime;
-use crate::http::{ETag, Representation};
+use crate::http::{ETag, EtagForm, Representation};
 use crate::sys::{self, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS};
 
 /// Restrictions applied to every resolution below the root.
@@ -29,6 +29,7 @@ const INDEX: &CStr = c"index.html";
 pub struct Root {
     dir: OwnedFd,
     dotfiles: bool,
+    etag: EtagForm,
 }
 
 /// What to answer for a request target. `F` is how the open file is held: owned as
@@ -91,7 +92,17 @@ impl Root {
             libc::O_PATH | libc::O_DIRECTORY,
             RESOLVE,
         )?;
-        Ok(Root { dir, dotfiles })
+        Ok(Root {
+            dir,
+            dotfiles,
+            etag: EtagForm::default(),
+        })
+    }
+
+    /// This root, describing files with entity tags of the form `etag` (`--etag`).
+    pub fn with_etag(mut self, etag: EtagForm) -> Root {
+        self.etag = etag;
+        self
     }
 
     /// Whether names starting with `.` are served (and listed).
@@ -123,7 +134,7 @@ impl Root {
             }
             return match open_path(handle.as_fd(), INDEX) {
                 Ok((_, index)) if index.is_file() => {
-                    open_regular(handle.as_fd(), INDEX, &index, INDEX.to_bytes())
+                    open_regular(handle.as_fd(), INDEX, &index, INDEX.to_bytes(), self.etag)
                 }
                 Ok((_, index)) if index.is_dir() => Lookup::NotFound,
                 Ok(_) => Lookup::Forbidden,
@@ -141,7 +152,7 @@ impl Root {
             return Lookup::NotFound;
         }
         let name = &rel.to_bytes()[name_start..];
-        open_regular(self.dir.as_fd(), rel, &meta, name)
+        open_regular(self.dir.as_fd(), rel, &meta, name, self.etag)
     }
 
     /// Resolves the sidecar of a request target: the file `target` names (`index.html` for a
@@ -171,7 +182,7 @@ impl Root {
         };
         match open_path(self.dir.as_fd(), rel) {
             Ok((_, meta)) if meta.is_file() => {
-                open_regular(self.dir.as_fd(), rel, &meta, rel.to_bytes())
+                open_regular(self.dir.as_fd(), rel, &meta, rel.to_bytes(), self.etag)
             }
             Ok(_) | Err(_) => Lookup::NotFound,
         }
@@ -185,6 +196,9 @@ impl Root {
 }
 
 /// Opens `rel` below `dir` with `O_PATH` (no side effects whatever it is) and `fstat`s it.
+// The error is the lookup's answer, returned by value as every answer is: boxing it would
+// allocate on every 404.
+#[allow(clippy::result_large_err)]
 fn open_path(dir: BorrowedFd<'_>, rel: &CStr) -> Result<(File, Metadata), Lookup> {
     let fd = sys::openat2(dir, rel, libc::O_PATH, RESOLVE).map_err(|e| classify(&e))?;
     let file = File::from(fd);
@@ -194,7 +208,13 @@ fn open_path(dir: BorrowedFd<'_>, rel: &CStr) -> Result<(File, Metadata), Lookup
 
 /// Opens the regular file `rel` below `dir` for reading, provided it is still the inode
 /// described by `seen`; `name` picks the MIME type.
-fn open_regular(dir: BorrowedFd<'_>, rel: &CStr, seen: &Metadata, name: &[u8]) -> Lookup {
+fn open_regular(
+    dir: BorrowedFd<'_>,
+    rel: &CStr,
+    seen: &Metadata,
+    name: &[u8],
+    etag: EtagForm,
+) -> Lookup {
     let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
     let file = match sys::openat2(dir, rel, flags, RESOLVE) {
         Ok(fd) => File::from(fd),
@@ -213,7 +233,8 @@ fn open_regular(dir: BorrowedFd<'_>, rel: &CStr, seen: &Metadata, name: &[u8]) -
     let rep = Representation {
         len,
         mtime,
-        etag: ETag::from_parts(mtime, len, meta.ino()),
+        etag: etag.tag(mtime, len, meta.ino()),
+        version: ETag::from_parts(mtime, len, meta.ino()),
         mime: mime::for_name(name),
     };
     Lookup::File { file, rep }
@@ -299,8 +320,26 @@ mod tests {
         assert_eq!(body, "hello world");
         assert_eq!(rep.len, 11);
         assert_eq!(rep.mtime, meta.mtime() as u64);
-        assert_eq!(rep.etag, ETag::from_parts(rep.mtime, 11, meta.ino()));
+        assert_eq!(
+            rep.etag,
+            ETag::nginx(rep.mtime, 11),
+            "nginx's form by default"
+        );
+        assert_eq!(rep.version, ETag::from_parts(rep.mtime, 11, meta.ino()));
         assert_eq!(rep.mime, "text/plain; charset=utf-8");
+        let inode = Root::open(&f.dir, false)
+            .unwrap()
+            .with_etag(EtagForm::Inode);
+        let mut scratch = Vec::new();
+        let Lookup::File { rep, .. } = inode.lookup(b"/hello.txt", &mut scratch) else {
+            panic!("not found");
+        };
+        assert_eq!(rep.etag, rep.version);
+        let off = Root::open(&f.dir, false).unwrap().with_etag(EtagForm::Off);
+        let Lookup::File { rep, .. } = off.lookup(b"/hello.txt", &mut scratch) else {
+            panic!("not found");
+        };
+        assert!(rep.etag.is_none() && !rep.version.is_none());
     }
 
     #[test]

@@ -137,6 +137,7 @@ mod tests {
             len: 100,
             mtime: MTIME,
             etag: ETag::from_parts(MTIME, 100, 7),
+            version: ETag::from_parts(MTIME, 100, 7),
             mime: "text/plain",
         }
     }

@@ -35,10 +35,40 @@ pub struct Representation {
     pub len: u64,
     /// Modification time, whole seconds since the Unix epoch (what `Last-Modified` carries).
     pub mtime: u64,
-    /// Strong entity tag, quotes included, e.g. `"5f1c2e3a-1000-2b1"`.
+    /// Strong entity tag sent, quotes included, e.g. `"5f1c2e3a-1000"` (empty with
+    /// `--etag off`: none is sent).
     pub etag: ETag,
+    /// The file version's identity inside the server (mtime, length and inode, whatever the
+    /// ETag's form): what keys the prebuilt copies, so a file replaced by another of the same
+    /// size within the same second is never answered from the old one's copy.
+    pub version: ETag,
     /// `Content-Type` value.
     pub mime: &'static str,
+}
+
+/// The form of the entity tags sent (`--etag`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum EtagForm {
+    /// nginx's `"<mtime hex>-<length hex>"`: the same on every node holding the same file
+    /// with the same mtime (`rsync -t`), so validators agree behind a balancer.
+    #[default]
+    MtimeSize,
+    /// `"<mtime hex>-<length hex>-<inode hex>"`: also tells apart a file replaced by another of
+    /// the same length within the same second, but differs between nodes.
+    Inode,
+    /// No `ETag` at all (`Last-Modified` only).
+    Off,
+}
+
+impl EtagForm {
+    /// The tag of a file of `len` bytes modified at `mtime`, with inode `inode`.
+    pub fn tag(self, mtime: u64, len: u64, inode: u64) -> ETag {
+        match self {
+            EtagForm::MtimeSize => ETag::nginx(mtime, len),
+            EtagForm::Inode => ETag::from_parts(mtime, len, inode),
+            EtagForm::Off => ETag::NONE,
+        }
+    }
 }
 
 /// A strong entity tag stored inline (no heap), quotes included.
@@ -64,10 +94,34 @@ impl ETag {
         ETag { bytes, len }
     }
 
+    /// No tag: nothing is sent, and no condition on a tag can match it.
+    pub const NONE: ETag = ETag {
+        bytes: [0; ETag::CAP],
+        len: 0,
+    };
+
+    /// nginx's tag `"<mtime hex>-<len hex>"`.
+    pub fn nginx(mtime: u64, len: u64) -> ETag {
+        use std::io::Write;
+        let mut bytes = [0u8; ETag::CAP];
+        let mut cur = std::io::Cursor::new(&mut bytes[..]);
+        write!(cur, "\"{mtime:x}-{len:x}\"").expect("ETag::CAP fits two u64s");
+        let len = cur.position() as u8;
+        ETag { bytes, len }
+    }
+
+    /// Whether this is [`ETag::NONE`].
+    pub fn is_none(&self) -> bool {
+        self.len == 0
+    }
+
     /// This tag with `-marker` added inside the quotes, e.g. `"5f1c-1000-2b1-gz"`: the tag of
     /// a different representation (a precompressed variant) that must never compare equal to
     /// this one. A marker that would not fit leaves the tag unchanged.
     pub fn marked(&self, marker: &[u8]) -> ETag {
+        if self.is_none() {
+            return *self;
+        }
         let mut tag = *self;
         let end = usize::from(self.len) - 1;
         let new_len = end + 1 + marker.len() + 1;

@@ -195,7 +195,7 @@ impl Handler {
         Response {
             planned,
             file: has_file.then_some(file),
-            version: has_file.then_some(rep.etag),
+            version: has_file.then_some(rep.version),
         }
     }
 
@@ -238,6 +238,7 @@ impl Handler {
                     scratch.content.extend_from_slice(b"\r\n");
                     let rep = Representation {
                         etag: encoded.etag.marked(coding.token().as_bytes()),
+                        version: encoded.version.marked(coding.token().as_bytes()),
                         mime: rep.mime,
                         ..encoded
                     };

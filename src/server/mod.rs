@@ -43,6 +43,7 @@ pub fn run(config: Config, sources: Sources) -> io::Result<()> {
     let mut config = Arc::new(config);
     let root = |c: &Config| {
         Root::open(&c.root, c.dotfiles)
+            .map(|r| r.with_etag(c.etag))
             .map_err(|e| io::Error::new(e.kind(), format!("root {}: {e}", c.root.display())))
     };
     root(&config)?;

@@ -102,6 +102,7 @@ impl Reloader {
         let (config, kept) = self.running.reloaded(self.sources.load()?)?;
         let root = || {
             Root::open(&config.root, config.dotfiles)
+                .map(|r| r.with_etag(config.etag))
                 .map_err(|e| format!("root {}: {e}", config.root.display()))
         };
         let log_changed = config.access_log != self.running.access_log

@@ -472,7 +472,9 @@ fn validators(rep: &Representation, out: &mut Vec<u8>) {
     out.extend_from_slice(b"Last-Modified: ");
     date::write_http_date(rep.mtime, out);
     out.extend_from_slice(b"\r\n");
-    header(out, b"ETag", rep.etag.as_bytes());
+    if !rep.etag.is_none() {
+        header(out, b"ETag", rep.etag.as_bytes());
+    }
 }
 
 /// Writes the `Connection` field (for the final `keep_alive` decision) and the blank line,

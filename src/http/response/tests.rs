@@ -14,6 +14,7 @@ fn rep(len: u64) -> Representation {
         len,
         mtime: MTIME,
         etag: ETag::from_parts(MTIME, len, 1),
+        version: ETag::from_parts(MTIME, len, 1),
         mime: "text/plain",
     }
 }

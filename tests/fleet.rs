@@ -1,0 +1,134 @@
+//! Several origins behind a balancer: validators that agree between nodes holding the same
+//! files (`rsync -t` copies), so a download resumed on another node gets its 206; and a file
+//! replaced by another of the same size and mtime is still never answered from the old
+//! one's prebuilt copy, whatever the ETag says.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use common::*;
+
+backend_tests!(
+    nodes_with_copies_agree_and_resume_across,
+    inode_etags_differ_between_nodes,
+    etag_off_sends_none,
+    same_size_same_mtime_replacement_is_served_new,
+);
+
+/// A node: a root holding `file.bin` (`data`, modified at `mtime`), served with `extra`.
+fn node(backend: Backend, data: &[u8], mtime: SystemTime, extra: &[&str]) -> (Corpus, Server) {
+    let corpus = Corpus::new();
+    let path = corpus.root().join("file.bin");
+    std::fs::write(&path, data).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let server = Server::start(backend, corpus.root(), extra);
+    (corpus, server)
+}
+
+fn mtime() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+}
+
+fn nodes_with_copies_agree_and_resume_across(backend: Backend) {
+    let data = noise("fleet", 300_000);
+    let (_a_files, a) = node(backend, &data, mtime(), &[]);
+    let (_b_files, b) = node(backend, &data, mtime(), &[]);
+    let first = a.fetch(&req("GET", "/file.bin", &["Range: bytes=0-99999"]));
+    assert_eq!(first.status, 206);
+    let tag = first.expect_header("ETag").to_string();
+    // nginx's form: hex mtime and length, nothing node-specific.
+    assert_eq!(tag, format!("\"{:x}-{:x}\"", 1_700_000_000u64, data.len()));
+    assert_eq!(
+        b.fetch(&req("HEAD", "/file.bin", &[]))
+            .expect_header("ETag"),
+        tag
+    );
+    // The rest, from the other node, under If-Range: a 206 with the right bytes.
+    let rest = b.fetch(&req(
+        "GET",
+        "/file.bin",
+        &["Range: bytes=100000-", &format!("If-Range: {tag}")],
+    ));
+    assert_eq!(rest.status, 206, "{rest:?}");
+    assert!(rest.body == data[100_000..]);
+    // And a cache revalidating against the other node gets its 304.
+    let cached = b.fetch(&req(
+        "GET",
+        "/file.bin",
+        &[&format!("If-None-Match: {tag}")],
+    ));
+    assert_eq!(cached.status, 304);
+}
+
+fn inode_etags_differ_between_nodes(backend: Backend) {
+    let data = noise("inode", 1000);
+    let (_a_files, a) = node(backend, &data, mtime(), &["--etag", "inode"]);
+    let (_b_files, b) = node(backend, &data, mtime(), &["--etag", "inode"]);
+    let tag_a = a
+        .fetch(&req("HEAD", "/file.bin", &[]))
+        .expect_header("ETag")
+        .to_string();
+    let tag_b = b
+        .fetch(&req("HEAD", "/file.bin", &[]))
+        .expect_header("ETag")
+        .to_string();
+    assert_eq!(tag_a.matches('-').count(), 2, "{tag_a}");
+    assert_ne!(tag_a, tag_b, "two files, two inodes");
+    let full = b.fetch(&req(
+        "GET",
+        "/file.bin",
+        &["Range: bytes=500-", &format!("If-Range: {tag_a}")],
+    ));
+    assert_eq!(full.status, 200, "the other node's tag does not match");
+}
+
+fn etag_off_sends_none(backend: Backend) {
+    let data = noise("off", 1000);
+    let (_files, s) = node(backend, &data, mtime(), &["--etag", "off"]);
+    let r = s.fetch(&get("/file.bin"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("ETag"), None, "{r:?}");
+    assert!(r.header("Last-Modified").is_some());
+    let r = s.fetch(&req("GET", "/file.bin", &["If-None-Match: *"]));
+    assert_eq!(r.status, 304, "* still matches a file that exists");
+}
+
+fn same_size_same_mtime_replacement_is_served_new(backend: Backend) {
+    let old = noise("old", 2000);
+    let new = noise("new", 2000);
+    // Every request looks the path up again, so the replacement is seen at once.
+    let (files, s) = node(backend, &old, mtime(), &["--open-file-cache-valid", "0"]);
+    let mut conn = s.connect();
+    // Hot enough to be answered from a prebuilt copy.
+    for _ in 0..8 {
+        assert!(conn.roundtrip(&get("/file.bin")).body == old);
+    }
+    let tag = conn
+        .roundtrip(&req("HEAD", "/file.bin", &[]))
+        .expect_header("ETag")
+        .to_string();
+    let next = files.root().join("file.bin.new");
+    std::fs::write(&next, &new).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&next)
+        .unwrap()
+        .set_modified(mtime())
+        .unwrap();
+    std::fs::rename(&next, files.root().join("file.bin")).unwrap();
+    for _ in 0..4 {
+        let r = conn.roundtrip(&get("/file.bin"));
+        assert_eq!(
+            r.expect_header("ETag"),
+            tag,
+            "same mtime and size, same nginx tag"
+        );
+        assert!(r.body == new, "answered with the replaced file's bytes");
+    }
+}
