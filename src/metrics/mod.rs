@@ -16,6 +16,7 @@
 
 pub mod access_log;
 mod counters;
+mod process;
 mod prometheus;
 #[cfg(test)]
 mod tests;

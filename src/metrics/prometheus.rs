@@ -123,6 +123,8 @@ pub fn render(workers: &[WorkerMetrics], draining: bool, out: &mut String) {
 
     e.family("draining", "gauge", "1 while the server is shutting down.");
     e.sample(&[], u64::from(draining));
+
+    super::process::write(e.out);
 }
 
 /// Writes metric families and their samples, each sample under the family declared last.

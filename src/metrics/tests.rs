@@ -47,7 +47,10 @@ fn check_exposition(text: &str) -> usize {
         assert!(value >= 0.0, "{line}");
         assert!(series.insert(series_id.to_string()), "duplicate: {line}");
         let name = series_id.split('{').next().unwrap();
-        assert!(name.starts_with("ringserve_"), "{line}");
+        assert!(
+            name.starts_with("ringserve_") || name.starts_with("process_"),
+            "{line}"
+        );
         let (family, suffix) = match types.get(name) {
             Some(_) => (name, ""),
             None => ["_bucket", "_sum", "_count"]

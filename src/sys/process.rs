@@ -25,6 +25,13 @@ pub fn page_size() -> usize {
     usize::try_from(n).unwrap_or(4096)
 }
 
+/// Clock ticks per second, the unit of the CPU times in `/proc` (`sysconf(_SC_CLK_TCK)`).
+pub fn clock_ticks() -> u64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(n).ok().filter(|&n| n > 0).unwrap_or(100)
+}
+
 /// Set once inherited descriptors have been taken: they may be owned only once.
 static INHERITED_TAKEN: AtomicBool = AtomicBool::new(false);
 
