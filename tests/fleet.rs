@@ -14,6 +14,7 @@ backend_tests!(
     inode_etags_differ_between_nodes,
     etag_off_sends_none,
     same_size_same_mtime_replacement_is_served_new,
+    drain_delay_turns_readyz_first,
 );
 
 /// A node: a root holding `file.bin` (`data`, modified at `mtime`), served with `extra`.
@@ -131,4 +132,31 @@ fn same_size_same_mtime_replacement_is_served_new(backend: Backend) {
         );
         assert!(r.body == new, "answered with the replaced file's bytes");
     }
+}
+
+/// SIGTERM with `--drain-delay`: `/readyz` answers 503 at once while the public port still
+/// serves, so a balancer's health check moves traffic away before anything is refused; then
+/// the server drains and exits.
+fn drain_delay_turns_readyz_first(backend: Backend) {
+    let data = noise("drain", 1000);
+    let (_files, mut s) = node(
+        backend,
+        &data,
+        mtime(),
+        &["--admin", "127.0.0.1:0", "--drain-delay", "3s"],
+    );
+    let admin: std::net::SocketAddr = s
+        .wait_line("ringserve: admin listening on ")
+        .trim()
+        .parse()
+        .unwrap();
+    let ready = || Conn::connect(admin).roundtrip(&get("/readyz")).status;
+    assert_eq!(ready(), 200);
+    s.signal("TERM");
+    s.wait_line("ringserve: not ready; draining in 3000 ms");
+    assert_eq!(ready(), 503);
+    // Still accepting and serving during the delay.
+    let r = s.fetch(&get("/file.bin"));
+    assert!(r.status == 200 && r.body == data);
+    assert!(s.wait_exit(Duration::from_secs(20)).success());
 }

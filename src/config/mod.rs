@@ -111,6 +111,8 @@ pub struct Config {
     pub etag: crate::http::EtagForm,
     /// Drain period on shutdown.
     pub grace: Duration,
+    /// Time between SIGTERM (`/readyz` turns 503) and the start of the drain.
+    pub drain_delay: Duration,
     /// Access log destination.
     pub access_log: AccessLog,
     /// Request-head deadline.
@@ -283,6 +285,7 @@ impl Config {
             dotfiles: opts.dotfiles,
             etag: opts.etag,
             grace: opts.grace,
+            drain_delay: opts.drain_delay,
             access_log,
             header_timeout: opts.header_timeout,
             keepalive_timeout: opts.keepalive_timeout,

@@ -137,6 +137,10 @@ pub(super) struct Opts {
     /// Serve files and directories whose name starts with a dot.
     #[arg(long)]
     pub(super) dotfiles: bool,
+    /// After SIGTERM/SIGINT, how long to go on accepting and serving while `/readyz` already
+    /// answers 503, so a load balancer moves traffic away before anything is refused.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub(super) drain_delay: Duration,
     /// How long in-flight responses may take to finish after SIGTERM/SIGINT.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub(super) grace: Duration,

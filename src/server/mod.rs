@@ -76,6 +76,8 @@ pub fn run(config: Config, sources: Sources) -> io::Result<()> {
         None => None,
     };
     let shutdown = Shutdown::default();
+    // Set at SIGTERM, before the workers drain (`--drain-delay`): `/readyz` answers 503.
+    let unready = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reopen = Reopen::default();
     let metrics = WorkerMetrics::for_workers(config.workers);
     let shared = policy::Shared::new(&config.policy);
@@ -115,7 +117,7 @@ pub fn run(config: Config, sources: Sources) -> io::Result<()> {
             admin::bind(addr)?,
             AdminState {
                 metrics: metrics.clone(),
-                draining: shutdown.flag(),
+                draining: unready.clone(),
                 root: Arc::new(Mutex::new(root(&config)?)),
                 started: Instant::now(),
             },
@@ -180,6 +182,7 @@ pub fn run(config: Config, sources: Sources) -> io::Result<()> {
     }
 
     let signals = shutdown.clone();
+    let unready_at_signal = unready.clone();
     let mut reloader = Reloader::new(
         sources,
         config.clone(),
@@ -192,7 +195,20 @@ pub fn run(config: Config, sources: Sources) -> io::Result<()> {
         .name("ringserve-signals".into())
         .spawn(move || loop {
             match sys::wait_signal() {
-                SignalEvent::Shutdown => return request_shutdown(&signals, &wakes),
+                SignalEvent::Shutdown => {
+                    // The balancer sees /readyz fail first; connections are still accepted
+                    // and served until the delay has passed, then the workers drain.
+                    unready_at_signal.store(true, std::sync::atomic::Ordering::Release);
+                    let delay = reloader.running().drain_delay;
+                    if !delay.is_zero() {
+                        eprintln!(
+                            "ringserve: not ready; draining in {} ms (--drain-delay)",
+                            delay.as_millis()
+                        );
+                        std::thread::sleep(delay);
+                    }
+                    return request_shutdown(&signals, &wakes);
+                }
                 SignalEvent::ReopenLogs => {
                     reopen.request();
                     wake_all(&wakes);
@@ -206,6 +222,7 @@ pub fn run(config: Config, sources: Sources) -> io::Result<()> {
         if let Ok(Err(e)) = done_rx.recv() {
             if first_error.is_none() {
                 // A worker failed: stop the others too rather than serve at reduced capacity.
+                unready.store(true, std::sync::atomic::Ordering::Release);
                 shutdown.request();
                 first_error = Some(e);
             }

@@ -58,6 +58,11 @@ impl Reloader {
         }
     }
 
+    /// The configuration in force (the last one a reload accepted).
+    pub fn running(&self) -> &Config {
+        &self.running
+    }
+
     /// Handles a SIGHUP: either prints `ringserve: reload refused: REASON` and changes
     /// nothing, or names each restart-only option that changed (and is kept), publishes the
     /// new configuration, wakes the workers with `wake`, waits for them to take it and prints
