@@ -15,6 +15,7 @@ backend_tests!(
     etag_off_sends_none,
     same_size_same_mtime_replacement_is_served_new,
     drain_delay_turns_readyz_first,
+    replaced_and_deleted_files_are_seen_within_a_second,
 );
 
 /// A node: a root holding `file.bin` (`data`, modified at `mtime`), served with `extra`.
@@ -159,4 +160,60 @@ fn drain_delay_turns_readyz_first(backend: Backend) {
     let r = s.fetch(&get("/file.bin"));
     assert!(r.status == 200 && r.body == data);
     assert!(s.wait_exit(Duration::from_secs(20)).success());
+}
+
+/// With the cache on (its default period), a file replaced by rename, a symlink swapped to
+/// another release and a deleted file are all seen within about a second.
+fn replaced_and_deleted_files_are_seen_within_a_second(backend: Backend) {
+    let old = noise("v1", 5000);
+    let new = noise("v2", 6000);
+    let (files, s) = node(backend, &old, mtime(), &[]);
+    let root = files.root();
+    std::fs::create_dir_all(root.join("releases/1")).unwrap();
+    std::fs::create_dir_all(root.join("releases/2")).unwrap();
+    std::fs::write(root.join("releases/1/app.bin"), &old).unwrap();
+    std::fs::write(root.join("releases/2/app.bin"), &new).unwrap();
+    std::os::unix::fs::symlink("releases/1", root.join("current")).unwrap();
+    let mut conn = s.connect();
+    for target in ["/file.bin", "/current/app.bin"] {
+        for _ in 0..3 {
+            assert!(conn.roundtrip(&get(target)).body == old, "{target}");
+        }
+    }
+    // Publish v2 the usual ways: rename over the file, swap the symlink atomically.
+    std::fs::write(root.join("file.bin.tmp"), &new).unwrap();
+    std::fs::rename(root.join("file.bin.tmp"), root.join("file.bin")).unwrap();
+    std::os::unix::fs::symlink("releases/2", root.join("current.tmp")).unwrap();
+    std::fs::rename(root.join("current.tmp"), root.join("current")).unwrap();
+    let changed = std::time::Instant::now();
+    // Asks for `target` until `want` has held for ten requests in a row (they land on both
+    // workers, each with its own cache); meanwhile only earlier versions may come.
+    let until = |target: &str, want: &dyn Fn(&Response) -> bool| {
+        let mut row = 0;
+        loop {
+            let r = s.fetch(&get(target));
+            if want(&r) {
+                row += 1;
+                if row == 10 {
+                    return changed.elapsed();
+                }
+                continue;
+            }
+            row = 0;
+            assert!(r.body == old || r.body == new, "{target}: no version");
+            assert!(
+                changed.elapsed() < Duration::from_secs(5),
+                "{target} still old"
+            );
+        }
+    };
+    let seen = until("/file.bin", &|r| r.body == new);
+    let swapped = until("/current/app.bin", &|r| r.body == new);
+    std::fs::remove_file(root.join("releases/2/app.bin")).unwrap();
+    let deleted = changed.elapsed();
+    let gone = until("/current/app.bin", &|r| r.status == 404) - deleted;
+    // About the cache's period (1 s), loosely, for a busy machine.
+    for (what, took) in [("replaced", seen), ("swapped", swapped), ("deleted", gone)] {
+        assert!(took < Duration::from_secs(3), "{what} seen after {took:?}");
+    }
 }

@@ -186,8 +186,9 @@ pub(super) struct Opts {
     #[arg(long, default_value_t = 4096)]
     pub(super) open_file_cache: usize,
     /// How long a cached file is trusted before its path is resolved again (nginx
-    /// `open_file_cache_valid`).
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    /// `open_file_cache_valid`): the longest a replaced or deleted file is still served in its
+    /// old form. 1 s, as lighttpd's stat cache: one re-resolution per hot file per second.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub(super) open_file_cache_valid: Duration,
     /// Pace each response at this many bytes per second, e.g. 512k or 2m; 0 means unlimited
     /// (nginx `limit_rate`).
