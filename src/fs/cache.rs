@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::{Lookup, Root};
 use crate::http::path::split_query;
-use crate::http::Representation;
+use crate::http::{ETag, Representation};
 
 /// What the cache answers: a [`Lookup`] whose file is shared with the cache.
 pub type Found = Lookup<Arc<File>>;
@@ -57,7 +57,13 @@ impl FileCache {
         now: Instant,
         scratch: &mut Vec<u8>,
     ) -> Found {
-        self.through(split_query(target).0, now, || root.lookup(target, scratch))
+        self.through(
+            split_query(target).0,
+            now,
+            scratch,
+            |version, scratch| root.unchanged(target, version, scratch),
+            |scratch| root.lookup(target, scratch),
+        )
     }
 
     /// Resolves the sidecar of `target` with `suffix` (see [`Root::lookup_sidecar`]), from
@@ -75,13 +81,31 @@ impl FileCache {
         key.extend_from_slice(split_query(target).0);
         key.push(0);
         key.extend_from_slice(suffix.as_bytes());
-        self.through(key, now, || root.lookup_sidecar(target, suffix, scratch))
+        self.through(
+            key,
+            now,
+            scratch,
+            |_, _| false,
+            |scratch| root.lookup_sidecar(target, suffix, scratch),
+        )
     }
 
-    /// The fresh entry under `key`, else what `resolve` finds (cached if it is a file).
-    fn through(&mut self, key: &[u8], now: Instant, resolve: impl FnOnce() -> Lookup) -> Found {
-        if let Some(e) = self.map.get(key) {
-            if now.saturating_duration_since(e.checked) < self.valid {
+    /// The fresh entry under `key`; an expired one that `unchanged` confirms, trusted for
+    /// another period; else what `resolve` finds (cached if it is a file).
+    fn through(
+        &mut self,
+        key: &[u8],
+        now: Instant,
+        scratch: &mut Vec<u8>,
+        unchanged: impl FnOnce(&ETag, &mut Vec<u8>) -> bool,
+        resolve: impl FnOnce(&mut Vec<u8>) -> Lookup,
+    ) -> Found {
+        if let Some(e) = self.map.get_mut(key) {
+            let fresh = now.saturating_duration_since(e.checked) < self.valid;
+            if fresh || unchanged(&e.rep.version, scratch) {
+                if !fresh {
+                    e.checked = now;
+                }
                 self.hits += 1;
                 return Found::File {
                     file: Arc::clone(&e.file),
@@ -90,7 +114,7 @@ impl FileCache {
             }
         }
         self.misses += 1;
-        match resolve() {
+        match resolve(scratch) {
             Lookup::File { file, rep } => {
                 let file = Arc::new(file);
                 if self.max > 0 {
@@ -272,5 +296,28 @@ mod tests {
             Found::NotFound
         ));
         assert_eq!(c.map.len(), 3);
+    }
+
+    #[test]
+    fn an_unchanged_file_is_confirmed_without_being_opened_again() {
+        let (dir, root) = setup();
+        let mut c = FileCache::new(8, Duration::from_secs(1));
+        let t0 = Instant::now();
+        let s = &mut Vec::new();
+        let file = |f: Found| match f {
+            Found::File { file, .. } => file,
+            _ => panic!("expected a file"),
+        };
+        let first = file(c.lookup(&root, b"/a.txt", t0, s));
+        // Expired but the same version: the same open file, trusted for another period.
+        let again = file(c.lookup(&root, b"/a.txt", t0 + Duration::from_secs(2), s));
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(c.stats(), (1, 1));
+        // Replaced by rename (another inode): opened anew.
+        fs::write(dir.path().join("b.txt"), "one").unwrap();
+        fs::rename(dir.path().join("b.txt"), dir.path().join("a.txt")).unwrap();
+        let next = file(c.lookup(&root, b"/a.txt", t0 + Duration::from_secs(4), s));
+        assert!(!Arc::ptr_eq(&first, &next));
+        assert_eq!(c.stats(), (1, 2));
     }
 }

@@ -155,6 +155,30 @@ impl Root {
         open_regular(self.dir.as_fd(), rel, &meta, name, self.etag)
     }
 
+    /// Whether `target` still names the file version `version` (a [`Representation`]'s), by
+    /// resolving it once more with `O_PATH` and `fstat`: three system calls, against the six
+    /// of a full [`Root::lookup`] that opens the file again. `false` when anything differs or
+    /// the target is not a plain file path (a directory's index, say): look it up again.
+    pub fn unchanged(&self, target: &[u8], version: &ETag, scratch: &mut Vec<u8>) -> bool {
+        let Ok(decoded) = crate::http::path::decode(target, scratch) else {
+            return false;
+        };
+        if decoded.trailing_slash || (decoded.dotfile && !self.dotfiles) {
+            return false;
+        }
+        scratch.push(0);
+        let Ok(rel) = CStr::from_bytes_with_nul(scratch) else {
+            return false;
+        };
+        match open_path(self.dir.as_fd(), rel) {
+            Ok((_, meta)) if meta.is_file() => {
+                let mtime = u64::try_from(meta.mtime()).unwrap_or(0);
+                ETag::from_parts(mtime, meta.len(), meta.ino()) == *version
+            }
+            _ => false,
+        }
+    }
+
     /// Resolves the sidecar of a request target: the file `target` names (`index.html` for a
     /// directory form), with `suffix` (e.g. `.gz`, never containing `/` or NUL) appended, as
     /// [`Lookup::File`] when it is a regular file and `NotFound` otherwise. The same
