@@ -27,6 +27,8 @@ backend_tests!(
     browser_upload_resumes_after_the_server_is_killed,
     upload_metrics,
     signed_links_authorise_uploads,
+    expired_uploads_are_gone,
+    broken_chunked_upload_is_400_and_keeps_what_was_stored,
 );
 
 const TOKEN: &str = "t0ken-for-tests";
@@ -1169,4 +1171,61 @@ fn signed_links_authorise_uploads(backend: Backend) {
         std::fs::read(corpus.root().join("incoming/tus.bin")).unwrap(),
         b"abc"
     );
+}
+
+/// An upload not written for `--upload-expire` is gone (410), announced by `Upload-Expires`.
+fn expired_uploads_are_gone(backend: Backend) {
+    let s = Setup::new(backend, &["--upload-expire", "1s"]);
+    let mut conn = s.server.connect();
+    let url = tus_create(&mut conn, 10, "late.bin");
+    assert_eq!(tus_patch(&mut conn, &url, 0, b"12345", &[]).status, 204);
+    // Each worker reads the clock once per loop turn: once twenty requests in a row (on new
+    // connections, so on both workers) find it gone, every worker's clock is past it.
+    let started = std::time::Instant::now();
+    let mut row = 0;
+    while row < 20 {
+        let r = tus_offset(&mut s.server.connect(), &url);
+        if r.status == 410 {
+            row += 1;
+            continue;
+        }
+        row = 0;
+        assert_eq!(r.status, 200, "{r:?}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "never expired"
+        );
+    }
+    assert_eq!(tus_patch(&mut conn, &url, 5, b"67890", &[]).status, 410);
+    assert!(s.published("late.bin").is_empty());
+}
+
+/// A chunked upload body whose framing breaks midway: 400 and the connection closes; what
+/// arrived before the break is stored and the upload resumes from it.
+fn broken_chunked_upload_is_400_and_keeps_what_was_stored(backend: Backend) {
+    let s = Setup::new(backend, &[]);
+    let mut conn = s.server.connect();
+    conn.send(req(
+        "PUT",
+        "/incoming/broken.bin",
+        &[
+            &auth(),
+            "Content-Range: bytes 0-9/10",
+            "Transfer-Encoding: chunked",
+        ],
+    ));
+    conn.send("5\r\n01234\r\nzz\r\n");
+    let r = conn.read_response(false);
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.closes());
+    let r = s
+        .server
+        .fetch(&req("HEAD", "/incoming/broken.bin", &[&auth()]));
+    assert_eq!(r.expect_header("Upload-Offset"), "5", "{r:?}");
+    let mut conn = s.server.connect();
+    assert_eq!(
+        put_chunk(&mut conn, "broken.bin", 5, b"56789", 10).status,
+        201
+    );
+    assert_eq!(s.published("broken.bin"), b"0123456789");
 }

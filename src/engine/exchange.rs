@@ -219,6 +219,11 @@ impl Host for Exchange<'_> {
     }
 
     fn reject(&mut self, status: Status) {
+        // A body being taken whose framing broke: the upload keeps what it stored and is
+        // let go at once (its lock too), not when the lingering connection closes.
+        if self.upload.take().is_some() {
+            self.w.metrics.upload_body(false);
+        }
         let w = &mut *self.w;
         let out = self.out.get_or_insert_with(|| w.out_pool.take());
         let cx = Context {
