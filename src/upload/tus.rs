@@ -152,15 +152,16 @@ pub fn resource(cx: &Cx<'_, '_>, id: &str) -> Begin {
 }
 
 /// The upload `id` if it exists and has not expired (a published one never expires here:
-/// its URL keeps answering until the sweeper removes its record).
-fn find(cx: &Cx<'_, '_>, id: &str) -> Result<(Info, u64), Answer> {
+/// its URL keeps answering until the sweeper removes its record), with its offset and the
+/// Unix time of its last write, from which it expires.
+fn find(cx: &Cx<'_, '_>, id: &str) -> Result<(Info, u64, u64), Answer> {
     let store = &cx.uploads.store;
     let info = store
         .info(id)
         .filter(|i| i.proto == Proto::Tus && i.prefix == cx.index);
     let info = info.ok_or_else(|| tus(Status::NotFound))?;
     if info.done {
-        return Ok((info.clone(), info.length.unwrap_or(0)));
+        return Ok((info.clone(), info.length.unwrap_or(0), info.created));
     }
     let (offset, mtime) = store.stored(id).map_err(|_| tus(Status::NotFound))?;
     let last = mtime
@@ -170,11 +171,11 @@ fn find(cx: &Cx<'_, '_>, id: &str) -> Result<(Info, u64), Answer> {
     if cx.expiry(last) < cx.now {
         return Err(tus(Status::Gone));
     }
-    Ok((info, offset))
+    Ok((info, offset, last))
 }
 
 fn head(cx: &Cx<'_, '_>, id: &str) -> Answer {
-    let (info, offset) = match find(cx, id) {
+    let (info, offset, last) = match find(cx, id) {
         Ok(found) => found,
         Err(a) => return a,
     };
@@ -189,7 +190,7 @@ fn head(cx: &Cx<'_, '_>, id: &str) -> Answer {
         a = a.line("Upload-Metadata", &info.metadata);
     }
     if !info.done {
-        a = a.line("Upload-Expires", http_date(cx.expiry(cx.now)));
+        a = a.line("Upload-Expires", http_date(cx.expiry(last)));
     }
     a
 }
@@ -203,7 +204,7 @@ fn patch(cx: &Cx<'_, '_>, id: &str) -> Result<Begin, Answer> {
         .upload_offset
         .and_then(number)
         .ok_or_else(|| tus(Status::BadRequest))?;
-    let (mut info, _) = find(cx, id)?;
+    let (mut info, _, _) = find(cx, id)?;
     if info.done {
         let length = info.length.unwrap_or(0);
         return Err(if claimed == length && !cx.has_body() {
