@@ -149,6 +149,17 @@ impl Worker {
         self.prebuilt.sweep(self.now);
     }
 
+    /// Reads the clocks again after the loop's wait, which may have lasted up to a second:
+    /// the events of the turn are then handled at their own time (deadlines, expiry, pacing,
+    /// `Date`), not at the time the wait began.
+    pub fn clock(&mut self) {
+        self.now = Instant::now();
+        let wall = std::time::SystemTime::now();
+        self.date.update(wall);
+        self.log.tick(wall);
+        self.unix_now = wall.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    }
+
     /// The session settings of the configuration in force.
     fn session_settings(&self) -> Settings {
         let c = &self.config;

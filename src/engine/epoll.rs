@@ -110,6 +110,9 @@ impl Backend for Epoll {
         // Round up so a deadline 0.4 ms away does not spin with a zero timeout.
         let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
         let n = sys::epoll_wait(self.ep.as_fd(), &mut self.events, ms)?;
+        if n > 0 {
+            self.r.w.clock();
+        }
         if !self.r.paused.take_due(Instant::now()).is_empty() {
             self.sync_listeners()?;
         }

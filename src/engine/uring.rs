@@ -249,6 +249,7 @@ impl Backend for Uring {
                 ) => {}
             Err(e) => return Err(e),
         }
+        self.r.w.clock();
         self.reap();
         if !self.r.paused.take_due(Instant::now()).is_empty() {
             self.sync_accepts();
