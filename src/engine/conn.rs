@@ -36,7 +36,7 @@ use super::out_pool::{Out, OutPool};
 use super::pipes::{Pipe, PipePool};
 use super::prebuilt::Prebuilt;
 use super::send::Tail;
-use super::timer::Deadline;
+use super::timer::{Deadline, TimerKey};
 use crate::metrics::access_log::AccessLog;
 use crate::sys;
 
@@ -97,6 +97,10 @@ pub struct Worker {
     pub(super) out_pool: OutPool,
     /// Uploads, when `--uploads` is given.
     pub uploads: Option<Arc<crate::upload::Uploads>>,
+    /// The pool that finishes uploads (sync, digest, publish) off the worker.
+    pub finisher: Option<Arc<crate::upload::finish::Finisher>>,
+    /// Where the pool's answers for this worker's connections land.
+    pub(super) finished: Option<Arc<crate::upload::finish::Done<TimerKey>>>,
 }
 
 impl Worker {
@@ -132,6 +136,8 @@ impl Worker {
             tls_buf: Vec::new(),
             tls,
             uploads: None,
+            finisher: None,
+            finished: None,
         }
     }
 
@@ -207,6 +213,8 @@ pub struct Conn {
     upload: Option<Box<Receiving>>,
     /// The session's deadline, kept in sync with the worker's timer queue.
     pub deadline: Deadline,
+    /// This connection's place in its worker's table (set when it is added).
+    pub(super) key: TimerKey,
 }
 
 impl Conn {
@@ -251,6 +259,7 @@ impl Conn {
             tls,
             upload: None,
             deadline,
+            key: TimerKey { idx: 0, gen: 0 },
         })
     }
 
@@ -328,6 +337,16 @@ impl Conn {
             None => (Action::Read, None),
         });
         drained.map(|d| (next, d))
+    }
+
+    /// The pool finished this connection's upload with `answer`: it is sent now, as the
+    /// session resumes the response it was waiting for.
+    pub fn upload_finished(&mut self, answer: crate::upload::Answer, w: &mut Worker) -> Next {
+        match self.upload.as_deref_mut() {
+            Some(upload) if upload.pending() => upload.finished(answer),
+            _ => return Next::Read,
+        }
+        self.on_deadline(w)
     }
 
     /// The socket became writable again after [`Next::Write`].
@@ -417,6 +436,7 @@ impl Conn {
             tail: &mut self.tail,
             tls: self.tls.as_deref_mut(),
             upload: &mut self.upload,
+            key: self.key,
             w,
         };
         let (action, extra) = event(&mut self.session, &cx, &mut host);
@@ -458,11 +478,14 @@ impl Conn {
         if let Some(p) = self.pipe.take() {
             w.pipes.give(p);
         }
-        // An upload cut off mid-body keeps what it stored; its lock goes with it.
-        if self.upload.take().is_some() {
+        // An upload cut off mid-body keeps what it stored; its lock goes with it. (One being
+        // finished by the pool completes all the same; only its answer is lost.)
+        if let Some(upload) = self.upload.take() {
             w.metrics.upload_body(false);
-            w.metrics
-                .upload_failed(crate::metrics::UploadFailure::Aborted);
+            if upload.receiving() {
+                w.metrics
+                    .upload_failed(crate::metrics::UploadFailure::Aborted);
+            }
         }
         // Before the FIN: once the client sees the close, the connection no longer counts.
         self.permit = None;

@@ -42,6 +42,7 @@ impl<E> Conns<E> {
         let gen = self.next_gen;
         let idx = self.slab.insert(Entry { conn, io, gen }) as u32;
         let key = TimerKey { idx, gen };
+        self.slab[idx as usize].conn.key = key;
         self.sync_timer(key);
         key
     }

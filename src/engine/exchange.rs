@@ -33,6 +33,8 @@ pub struct Exchange<'a> {
     pub(super) tls: Option<&'a mut Tls>,
     /// The upload whose request body is arriving, if any.
     pub(super) upload: &'a mut Option<Box<Receiving>>,
+    /// The connection's place in its worker's table (for answers from the finishing pool).
+    pub(super) key: super::timer::TimerKey,
     pub(super) w: &'a mut Worker,
 }
 
@@ -48,12 +50,34 @@ pub struct Receiving {
     started: std::time::Instant,
     /// Its body was being received (counted in progress until answered).
     taken: bool,
+    /// Being finished by the pool; its answer is still to come.
+    pending: bool,
+    /// The pool's answer, to plan when the session resumes.
+    answer: Option<Answer>,
+    /// The keep-alive decision for that answer.
+    keep_alive: bool,
 }
 
 impl Receiving {
     /// Whether its bytes can go to the file unseen (see [`Receiver::direct`]).
     pub fn direct(&self) -> bool {
         self.receiver.as_deref().is_some_and(Receiver::direct)
+    }
+
+    /// Whether its body is still being received.
+    pub fn receiving(&self) -> bool {
+        self.receiver.is_some()
+    }
+
+    /// Whether the pool is finishing it.
+    pub fn pending(&self) -> bool {
+        self.pending
+    }
+
+    /// The pool's answer arrived.
+    pub fn finished(&mut self, answer: Answer) {
+        self.pending = false;
+        self.answer = Some(answer);
     }
 }
 
@@ -133,10 +157,22 @@ impl Host for Exchange<'_> {
             return Reply::new(false, false);
         };
         let mut receiving = *receiving;
-        let answer = match receiving.receiver.take() {
-            Some(receiver) => receiver.finish(),
-            None => Answer::new(Status::InternalServerError),
+        let Some(receiver) = receiving.receiver.take() else {
+            return self.plan_upload(
+                Answer::new(Status::InternalServerError),
+                keep_alive,
+                receiving,
+            );
         };
+        // Syncing and publishing may wait on the disk: the pool does it, and the session
+        // waits for the answer as a paced response waits for its rate.
+        if let (Some(pool), Some(done)) = (&self.w.finisher, &self.w.finished) {
+            pool.finish(receiver, self.key, done);
+            (receiving.pending, receiving.keep_alive) = (true, keep_alive);
+            *self.upload = Some(Box::new(receiving));
+            return Reply::new(keep_alive, true);
+        }
+        let answer = receiver.finish();
         self.plan_upload(answer, keep_alive, receiving)
     }
 
@@ -241,6 +277,19 @@ impl Host for Exchange<'_> {
     }
 
     fn flush(&mut self, hold_tail: bool) -> Flush {
+        if let Some(upload) = self.upload.as_deref_mut() {
+            if upload.pending {
+                // Woken when the pool answers; the send timeout only guards against a pool
+                // that never does.
+                return Flush::Paced(self.w.now + self.w.config.send_timeout);
+            }
+            if let Some(answer) = upload.answer.take() {
+                let keep_alive = upload.keep_alive;
+                if let Some(receiving) = self.upload.take() {
+                    self.plan_upload(answer, keep_alive, *receiving);
+                }
+            }
+        }
         let Some(out) = self.out.as_deref_mut() else {
             return Flush::Done;
         };
@@ -289,6 +338,9 @@ impl Exchange<'_> {
         let started = w.now;
         let receiving = |receiver: Option<Box<Receiver>>| Receiving {
             taken: receiver.is_some(),
+            pending: false,
+            answer: None,
+            keep_alive,
             receiver,
             record,
             method: req.method,

@@ -36,8 +36,17 @@ impl<E> Reactor<E> {
     /// The reactor of a worker about to start, and the setup's shutdown and reload watch,
     /// which only the loop needs.
     pub fn new(setup: WorkerSetup) -> (Reactor<E>, Shutdown, Watch) {
+        let mut w = setup.worker;
+        if w.finisher.is_some() {
+            // The pool wakes this worker through its eventfd when an answer lands.
+            if let Ok(wake) = setup.wake.try_clone() {
+                w.finished = Some(crate::upload::finish::Done::new(move || {
+                    let _ = crate::sys::eventfd_signal(std::os::fd::AsFd::as_fd(&wake));
+                }));
+            }
+        }
         let r = Reactor {
-            w: setup.worker,
+            w,
             conns: Conns::default(),
             listeners: setup.listeners,
             tls_from: setup.tls_from,
@@ -211,6 +220,15 @@ pub fn drive(b: &mut impl Backend, shutdown: &Shutdown, mut reload: Watch) -> io
         }
         let submitted = b.turn(timeout)?;
         b.worker().metrics.loop_turn(submitted);
+        let finished = b.worker().finished.as_ref().map(|done| done.take());
+        for (key, answer) in finished.into_iter().flatten() {
+            let r = b.reactor();
+            let Some(e) = r.conns.get_mut(key) else {
+                continue; // The connection is gone; the upload was finished all the same.
+            };
+            let next = e.conn.upload_finished(answer, &mut r.w);
+            b.apply(key, next);
+        }
     }
     b.worker().log.flush();
     Ok(())

@@ -71,7 +71,7 @@ pub fn run(config: Config, sources: Sources) -> io::Result<()> {
                 crate::upload::Uploads::open(&config.root, settings).map_err(io::Error::other)?;
             let uploads = Arc::new(uploads);
             crate::upload::sweep::start(uploads.clone(), settings.expire)?;
-            Some(uploads)
+            Some((uploads, crate::upload::finish::Finisher::start()?))
         }
         None => None,
     };
@@ -100,7 +100,10 @@ pub fn run(config: Config, sources: Sources) -> io::Result<()> {
             Policy::new(config.policy.clone(), shared.clone()),
             WorkerHandle::new(&metrics, i).ok_or_else(|| io::Error::other("worker index"))?,
         );
-        worker.uploads = uploads.clone();
+        if let Some((uploads, finisher)) = &uploads {
+            worker.uploads = Some(uploads.clone());
+            worker.finisher = Some(finisher.clone());
+        }
         setups.push(WorkerSetup {
             listeners,
             tls_from,

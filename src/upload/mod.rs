@@ -18,6 +18,7 @@
 
 pub mod checksum;
 pub mod fields;
+pub mod finish;
 mod ietf;
 mod put;
 pub mod store;
