@@ -26,6 +26,11 @@ fn limits(cx: &Cx<'_, '_>) -> String {
     v
 }
 
+/// The 413 of a request over the limits, which it names (the draft requires it).
+fn too_large(cx: &Cx<'_, '_>) -> Answer {
+    Answer::new(Status::PayloadTooLarge).line("Upload-Limit", limits(cx))
+}
+
 /// A structured-field boolean (`?0` / `?1`); `None` for anything else.
 fn boolean(v: &[u8]) -> Option<bool> {
     match v {
@@ -88,7 +93,7 @@ fn try_create(cx: &Cx<'_, '_>, name: Option<&str>) -> Result<Begin, Answer> {
         created: cx.now,
         done: false,
     };
-    let room = room(cx, length, 0)?;
+    let room = cx.room(length, 0).ok_or_else(|| too_large(cx))?;
     let part = cx.uploads.store.create(&id, &info).map_err(open_answer)?;
     let location = cx.resource_location(&format!("{}/.upload/{id}", cx.prefix()));
     let interim = format!(
@@ -126,25 +131,11 @@ fn declared_length(cx: &Cx<'_, '_>, complete: bool, offset: u64) -> Result<Optio
             let length = a.or(b);
             let max = cx.settings.max_size;
             if max > 0 && length.is_some_and(|l| l > max) {
-                return Err(Answer::new(Status::PayloadTooLarge).line("Upload-Limit", limits(cx)));
+                return Err(too_large(cx));
             }
             Ok(length)
         }
     }
-}
-
-/// Bytes a request may add at `offset`.
-fn room(cx: &Cx<'_, '_>, length: Option<u64>, offset: u64) -> Result<u64, Answer> {
-    let max = cx.settings.max_size;
-    let room = match length {
-        Some(l) => l.saturating_sub(offset),
-        None if max > 0 => max.saturating_sub(offset),
-        None => u64::MAX,
-    };
-    if cx.body_len().is_some_and(|n| n > room) {
-        return Err(Answer::new(Status::PayloadTooLarge).line("Upload-Limit", limits(cx)));
-    }
-    Ok(room)
 }
 
 /// `HEAD`, `PATCH` or `DELETE` on an upload resource.
@@ -230,7 +221,7 @@ fn append(cx: &Cx<'_, '_>, id: &str, info: &mut Info) -> Result<Begin, Answer> {
         }
         _ => {}
     }
-    let room = room(cx, info.length, offset)?;
+    let room = cx.room(info.length, offset).ok_or_else(|| too_large(cx))?;
     let mut receiver = Receiver::new(
         cx,
         id.to_owned(),

@@ -93,7 +93,9 @@ fn try_create(cx: &Cx<'_, '_>) -> Result<Begin, Answer> {
         created: cx.now,
         done: false,
     };
-    let room = room(cx, length, 0)?;
+    let room = cx
+        .room(length, 0)
+        .ok_or_else(|| tus(Status::PayloadTooLarge))?;
     let check = checksum(cx)?;
     let part = cx.uploads.store.create(&id, &info).map_err(open_answer)?;
     let location = cx.resource_location(&format!("{}/.tus/{id}", cx.prefix()));
@@ -109,21 +111,6 @@ fn try_create(cx: &Cx<'_, '_>) -> Result<Begin, Answer> {
     )?;
     receiver.check = check;
     Ok(Begin::Receive(Box::new(receiver)))
-}
-
-/// Bytes a request may add to an upload at `offset`: up to its length, or to the size
-/// limit while the length is deferred; `Err(413)` when the body announced is larger.
-fn room(cx: &Cx<'_, '_>, length: Option<u64>, offset: u64) -> Result<u64, Answer> {
-    let max = cx.settings.max_size;
-    let room = match length {
-        Some(l) => l.saturating_sub(offset),
-        None if max > 0 => max.saturating_sub(offset),
-        None => u64::MAX,
-    };
-    if cx.body_len().is_some_and(|n| n > room) {
-        return Err(tus(Status::PayloadTooLarge));
-    }
-    Ok(room)
 }
 
 /// The `Upload-Checksum` to verify this request's bytes against.
@@ -240,7 +227,9 @@ fn patch(cx: &Cx<'_, '_>, id: &str) -> Result<Begin, Answer> {
             }
         }
     }
-    let room = room(cx, info.length, offset)?;
+    let room = cx
+        .room(info.length, offset)
+        .ok_or_else(|| tus(Status::PayloadTooLarge))?;
     let check = checksum(cx)?;
     let mut receiver = Receiver::new(
         cx,
