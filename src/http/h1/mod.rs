@@ -14,10 +14,12 @@
 //! `read_tls`/`write_tls` callbacks. So the engine's backends execute the actions, and the
 //! tests drive a session with a scripted host, no sockets.
 //!
-//! Seams for what comes next: request bodies are framed here (`Content-Length` now, and
-//! skipped), so an upload is a body sink the session feeds; TLS sits between the transport
-//! and this session, which sees only plaintext.
+//! Request bodies are framed here too (`Content-Length`, or chunked, in [`body`]): skipped,
+//! or handed to the host when it takes them (an upload), through [`Host::body`] or, with no
+//! copy, [`Host::body_direct`]. TLS sits between the transport and this session, which sees
+//! only plaintext.
 
+mod body;
 mod session;
 
 pub use session::{Action, Cx, Direct, Flush, Host, Reply, Session, Settings, MAX_PENDING};
