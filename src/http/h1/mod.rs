@@ -14,7 +14,7 @@
 //! `read_tls`/`write_tls` callbacks. So the engine's backends execute the actions, and the
 //! tests drive a session with a scripted host, no sockets.
 //!
-//! Request bodies are framed here too (`Content-Length`, or chunked, in [`body`]): skipped,
+//! Request bodies are framed here too (`Content-Length`, or chunked, in `body.rs`): skipped,
 //! or handed to the host when it takes them (an upload), through [`Host::body`] or, with no
 //! copy, [`Host::body_direct`]. TLS sits between the transport and this session, which sees
 //! only plaintext.
