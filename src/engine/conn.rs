@@ -31,10 +31,11 @@ use crate::policy::{Admission, ConnPermit, Policy};
 use crate::serve::{Handler, Scratch};
 use crate::tls::Tls;
 
-use super::exchange::{finish, Exchange, Receiving};
+use super::exchange::{finish, Exchange};
 use super::out_pool::{Out, OutPool};
 use super::pipes::{Pipe, PipePool};
 use super::prebuilt::Prebuilt;
+use super::receiving::{Landed, Receiving};
 use super::send::Tail;
 use super::timer::{Deadline, TimerKey};
 use crate::metrics::access_log::AccessLog;
@@ -97,10 +98,10 @@ pub struct Worker {
     pub(super) out_pool: OutPool,
     /// Uploads, when `--uploads` is given.
     pub uploads: Option<Arc<crate::upload::Uploads>>,
-    /// The pool that finishes uploads (sync, digest, publish) off the worker.
-    pub finisher: Option<Arc<crate::upload::finish::Finisher>>,
-    /// Where the pool's answers for this worker's connections land.
-    pub(super) finished: Option<Arc<crate::upload::finish::Done<TimerKey>>>,
+    /// The pool that does uploads' disk work (writes, sync, digest, publish) off the worker.
+    pub disk: Option<Arc<crate::upload::pool::Pool>>,
+    /// Where the pool's results for this worker's connections land.
+    pub(super) landed: Option<Arc<crate::upload::pool::Done<TimerKey, Landed>>>,
 }
 
 impl Worker {
@@ -136,8 +137,8 @@ impl Worker {
             tls_buf: Vec::new(),
             tls,
             uploads: None,
-            finisher: None,
-            finished: None,
+            disk: None,
+            landed: None,
         }
     }
 
@@ -339,14 +340,51 @@ impl Conn {
         drained.map(|d| (next, d))
     }
 
-    /// The pool finished this connection's upload with `answer`: it is sent now, as the
-    /// session resumes the response it was waiting for.
-    pub fn upload_finished(&mut self, answer: crate::upload::Answer, w: &mut Worker) -> Next {
-        match self.upload.as_deref_mut() {
-            Some(upload) if upload.pending() => upload.finished(answer),
-            _ => return Next::Read,
+    /// The disk pool handed back this connection's upload: a batch of its body written (the
+    /// body is taken further at once, or finished if it had ended) or its final answer (sent
+    /// now, as the session resumes the response it was waiting for).
+    pub fn upload_landed(&mut self, landed: Landed, w: &mut Worker) -> Next {
+        let Some(upload) = self.upload.as_deref_mut() else {
+            landed.dispose(w);
+            return Next::Read;
+        };
+        match landed {
+            Landed::Finished(answer) if upload.pending() => upload.finished(answer),
+            Landed::Finished(_) => return Next::Read,
+            Landed::Stored {
+                receiver,
+                pipe,
+                buf,
+                result,
+            } => {
+                if let Some(pipe) = pipe {
+                    w.pipes.give(pipe);
+                }
+                if !upload.stored(receiver, buf, result) {
+                    return self.read_direct(w).map_or(Next::Read, |(next, _)| next);
+                }
+                match (upload.refused.take(), w.disk.as_ref(), w.landed.as_ref()) {
+                    (Some(answer), _, _) => upload.finished(answer),
+                    (None, Some(pool), Some(landed)) => {
+                        let Some(receiver) = upload.receiver.take() else {
+                            return Next::Close;
+                        };
+                        pool.run(self.key, landed, move || {
+                            Landed::Finished(receiver.finish())
+                        });
+                        return Next::Sleep;
+                    }
+                    (None, _, _) => return Next::Close,
+                }
+            }
         }
         self.on_deadline(w)
+    }
+
+    /// Whether the disk pool is writing a batch of this connection's upload body: nothing
+    /// more is read from its socket until it lands.
+    pub fn storing(&self) -> bool {
+        self.upload.as_deref().is_some_and(|u| u.storing)
     }
 
     /// The socket became writable again after [`Next::Write`].

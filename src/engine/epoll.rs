@@ -92,6 +92,15 @@ impl Backend for Epoll {
         }
     }
 
+    fn resume(&mut self, key: TimerKey, mut next: Next) {
+        // Edge-triggered: input that arrived while the pool worked raised no new edge.
+        let storing = self.r.conns.get_mut(key).map(|e| e.conn.storing());
+        if storing == Some(false) && !matches!(next, Next::Close | Next::Reset) {
+            next = self.read(key);
+        }
+        self.apply(key, next);
+    }
+
     fn stop_accepting(&mut self) {
         // Closing the listeners removes them from the epoll set.
         self.r.listeners.clear();

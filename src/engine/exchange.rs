@@ -14,6 +14,8 @@ use crate::serve::Response;
 use crate::tls::Tls;
 use crate::upload::{Answer, Begin, Receiver};
 
+use super::receiving::{Landed, Receiving};
+
 use super::conn::Worker;
 use super::out_pool::Out;
 use super::pipes::Pipe;
@@ -36,49 +38,6 @@ pub struct Exchange<'a> {
     /// The connection's place in its worker's table (for answers from the finishing pool).
     pub(super) key: super::timer::TimerKey,
     pub(super) w: &'a mut Worker,
-}
-
-/// An upload request whose body is being received: where the bytes go, and its request's
-/// access-log fields and metrics, staged until its answer.
-#[derive(Debug)]
-pub struct Receiving {
-    /// `None` for an upload request answered at once.
-    receiver: Option<Box<Receiver>>,
-    record: crate::metrics::access_log::Record,
-    method: Method,
-    head_only: bool,
-    started: std::time::Instant,
-    /// Its body was being received (counted in progress until answered).
-    taken: bool,
-    /// Being finished by the pool; its answer is still to come.
-    pending: bool,
-    /// The pool's answer, to plan when the session resumes.
-    answer: Option<Answer>,
-    /// The keep-alive decision for that answer.
-    keep_alive: bool,
-}
-
-impl Receiving {
-    /// Whether its bytes can go to the file unseen (see [`Receiver::direct`]).
-    pub fn direct(&self) -> bool {
-        self.receiver.as_deref().is_some_and(Receiver::direct)
-    }
-
-    /// Whether its body is still being received.
-    pub fn receiving(&self) -> bool {
-        self.receiver.is_some()
-    }
-
-    /// Whether the pool is finishing it.
-    pub fn pending(&self) -> bool {
-        self.pending
-    }
-
-    /// The pool's answer arrived.
-    pub fn finished(&mut self, answer: Answer) {
-        self.pending = false;
-        self.answer = Some(answer);
-    }
 }
 
 impl Host for Exchange<'_> {
@@ -107,49 +66,7 @@ impl Host for Exchange<'_> {
     }
 
     fn body_direct(&mut self, max: u64) -> Direct {
-        let direct = self.tls.is_none()
-            && self
-                .upload
-                .as_deref()
-                .and_then(|r| r.receiver.as_deref())
-                .is_some_and(Receiver::direct);
-        if !direct {
-            return Direct::Unsupported;
-        }
-        let w = &mut *self.w;
-        // Lent only for this move, and given back empty (or closed if bytes are stuck in it).
-        let Ok(mut pipe) = w.pipes.take() else {
-            return Direct::Unsupported;
-        };
-        let len = max.min(super::pipes::PIPE_SIZE as u64) as usize;
-        let moved = crate::sys::splice_from_socket(self.sock, pipe.w(), len);
-        let direct = match moved {
-            Ok(0) => Direct::Closed,
-            Ok(n) => {
-                pipe.filled = n;
-                let receiver = self.upload.as_deref_mut().and_then(|r| r.receiver.as_mut());
-                match receiver.map(|r| r.write_from_pipe(pipe.r(), n)) {
-                    Some(Ok(())) => {
-                        pipe.filled = 0;
-                        w.metrics.upload_received(n as u64, true);
-                        Direct::Moved(n as u64)
-                    }
-                    Some(Err(answer)) => {
-                        w.pipes.give(pipe);
-                        if let Some(receiving) = self.upload.take() {
-                            self.plan_upload(answer, false, *receiving);
-                        }
-                        return Direct::Refused;
-                    }
-                    None => Direct::Closed,
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Direct::Drained,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Direct::Moved(0),
-            Err(_) => Direct::Closed,
-        };
-        w.pipes.give(pipe);
-        direct
+        self.take_direct(max)
     }
 
     fn body_end(&mut self, keep_alive: bool) -> Reply {
@@ -157,6 +74,16 @@ impl Host for Exchange<'_> {
             return Reply::new(false, false);
         };
         let mut receiving = *receiving;
+        if let Some(answer) = receiving.refused.take() {
+            return self.plan_upload(answer, false, receiving);
+        }
+        if receiving.storing {
+            // The last batch is still being written: the upload is finished when it lands.
+            receiving.finish_after = true;
+            (receiving.pending, receiving.keep_alive) = (true, keep_alive);
+            *self.upload = Some(Box::new(receiving));
+            return Reply::new(keep_alive, true);
+        }
         let Some(receiver) = receiving.receiver.take() else {
             return self.plan_upload(
                 Answer::new(Status::InternalServerError),
@@ -166,8 +93,11 @@ impl Host for Exchange<'_> {
         };
         // Syncing and publishing may wait on the disk: the pool does it, and the session
         // waits for the answer as a paced response waits for its rate.
-        if let (Some(pool), Some(done)) = (&self.w.finisher, &self.w.finished) {
-            pool.finish(receiver, self.key, done);
+        if let (Some(pool), Some(landed)) = (&self.w.disk, &self.w.landed) {
+            let receiver = receiver;
+            pool.run(self.key, landed, move || {
+                Landed::Finished(receiver.finish())
+            });
             (receiving.pending, receiving.keep_alive) = (true, keep_alive);
             *self.upload = Some(Box::new(receiving));
             return Reply::new(keep_alive, true);
@@ -338,6 +268,10 @@ impl Exchange<'_> {
         let started = w.now;
         let receiving = |receiver: Option<Box<Receiver>>| Receiving {
             taken: receiver.is_some(),
+            storing: false,
+            finish_after: false,
+            refused: None,
+            buf: Vec::new(),
             pending: false,
             answer: None,
             keep_alive,
@@ -387,7 +321,12 @@ impl Exchange<'_> {
     }
 
     /// Plans the answer to an upload request, with the access-log fields staged for it.
-    fn plan_upload(&mut self, answer: Answer, keep_alive: bool, mut staged: Receiving) -> Reply {
+    pub(super) fn plan_upload(
+        &mut self,
+        answer: Answer,
+        keep_alive: bool,
+        mut staged: Receiving,
+    ) -> Reply {
         let w = &mut *self.w;
         let out = self.out.get_or_insert_with(|| w.out_pool.take());
         let cx = Context {

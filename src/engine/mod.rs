@@ -18,6 +18,7 @@ mod out_pool;
 mod pipes;
 mod prebuilt;
 mod reactor;
+mod receiving;
 pub mod reload;
 mod send;
 pub mod timer;

@@ -37,10 +37,10 @@ impl<E> Reactor<E> {
     /// which only the loop needs.
     pub fn new(setup: WorkerSetup) -> (Reactor<E>, Shutdown, Watch) {
         let mut w = setup.worker;
-        if w.finisher.is_some() {
-            // The pool wakes this worker through its eventfd when an answer lands.
+        if w.disk.is_some() {
+            // The pool wakes this worker through its eventfd when a result lands.
             if let Ok(wake) = setup.wake.try_clone() {
-                w.finished = Some(crate::upload::finish::Done::new(move || {
+                w.landed = Some(crate::upload::pool::Done::new(move || {
                     let _ = crate::sys::eventfd_signal(std::os::fd::AsFd::as_fd(&wake));
                 }));
             }
@@ -136,6 +136,9 @@ pub trait Backend {
     /// Does what a connection asked for next: wait for input, writability or its deadline,
     /// or be closed.
     fn apply(&mut self, key: TimerKey, next: Next);
+    /// Does what a connection asked for after the disk pool handed back its upload's batch
+    /// or answer: input it stopped reading while the pool worked may be waiting.
+    fn resume(&mut self, key: TimerKey, next: Next);
     /// Stops accepting for good (the server is draining).
     fn stop_accepting(&mut self);
     /// Accepts, or stops accepting, as the connection cap now allows.
@@ -220,14 +223,16 @@ pub fn drive(b: &mut impl Backend, shutdown: &Shutdown, mut reload: Watch) -> io
         }
         let submitted = b.turn(timeout)?;
         b.worker().metrics.loop_turn(submitted);
-        let finished = b.worker().finished.as_ref().map(|done| done.take());
-        for (key, answer) in finished.into_iter().flatten() {
+        let landed = b.worker().landed.as_ref().map(|done| done.take());
+        for (key, landed) in landed.into_iter().flatten() {
             let r = b.reactor();
             let Some(e) = r.conns.get_mut(key) else {
-                continue; // The connection is gone; the upload was finished all the same.
+                // The connection is gone; what the pool did stands.
+                landed.dispose(&mut r.w);
+                continue;
             };
-            let next = e.conn.upload_finished(answer, &mut r.w);
-            b.apply(key, next);
+            let next = e.conn.upload_landed(landed, &mut r.w);
+            b.resume(key, next);
         }
     }
     b.worker().log.flush();

@@ -222,6 +222,18 @@ impl Backend for Uring {
         self.r.conns.sync_timer(key);
     }
 
+    fn resume(&mut self, key: TimerKey, next: Next) {
+        if !matches!(next, Next::Close | Next::Reset) {
+            let direct = self.r.conns.get_mut(key).map(|e| e.conn.wants_direct());
+            match direct {
+                Some(true) => self.arm_ready(key),
+                Some(false) => self.arm_recv(key),
+                None => {}
+            }
+        }
+        self.apply(key, next);
+    }
+
     fn stop_accepting(&mut self) {
         self.overflow.clear();
         self.sync_accepts();
@@ -405,7 +417,7 @@ impl Uring {
         let Some(e) = self.r.conns.get_mut(key) else {
             return;
         };
-        if e.io.recv_armed || e.io.closing || e.io.direct != DirectIo::Off {
+        if e.io.recv_armed || e.io.closing || e.io.direct != DirectIo::Off || e.conn.storing() {
             return;
         }
         e.io.recv_armed = true;
@@ -423,8 +435,12 @@ impl Uring {
         let Some(e) = self.r.conns.get_mut(key) else {
             return;
         };
-        if e.io.closing {
+        // Not while a batch is being written (the pool's landing resumes it), nor twice.
+        if e.io.closing || e.io.direct != DirectIo::Off || e.conn.storing() {
             return;
+        }
+        if e.io.recv_armed {
+            return self.switch_to_direct(key);
         }
         e.io.direct = DirectIo::Polling;
         e.io.inflight += 1;

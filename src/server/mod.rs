@@ -71,7 +71,7 @@ pub fn run(config: Config, sources: Sources) -> io::Result<()> {
                 crate::upload::Uploads::open(&config.root, settings).map_err(io::Error::other)?;
             let uploads = Arc::new(uploads);
             crate::upload::sweep::start(uploads.clone(), settings.expire)?;
-            Some((uploads, crate::upload::finish::Finisher::start()?))
+            Some((uploads, crate::upload::pool::Pool::start()?))
         }
         None => None,
     };
@@ -100,9 +100,9 @@ pub fn run(config: Config, sources: Sources) -> io::Result<()> {
             Policy::new(config.policy.clone(), shared.clone()),
             WorkerHandle::new(&metrics, i).ok_or_else(|| io::Error::other("worker index"))?,
         );
-        if let Some((uploads, finisher)) = &uploads {
+        if let Some((uploads, disk)) = &uploads {
             worker.uploads = Some(uploads.clone());
-            worker.finisher = Some(finisher.clone());
+            worker.disk = Some(disk.clone());
         }
         setups.push(WorkerSetup {
             listeners,

@@ -18,8 +18,8 @@
 
 pub mod checksum;
 pub mod fields;
-pub mod finish;
 mod ietf;
+pub mod pool;
 mod put;
 mod receive;
 pub mod store;

@@ -93,6 +93,9 @@ pub enum Direct {
     Closed,
     /// The host stopped taking the body and has planned its final response (an error).
     Refused,
+    /// The body's sink is busy with bytes already moved (a disk write): the transport reads
+    /// nothing until the host says so, then calls [`Session::on_readable`] again.
+    Busy,
     /// The host cannot take this body directly: the transport reads it as usual.
     Unsupported,
 }
@@ -302,7 +305,7 @@ impl Session {
                     *left -= n.min(*left);
                     moved_any = true;
                 }
-                Direct::Drained => {
+                Direct::Drained | Direct::Busy => {
                     self.await_body(cx);
                     return Some((Action::Read, true));
                 }
