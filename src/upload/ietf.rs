@@ -10,7 +10,7 @@
 
 use super::fields::{content_disposition_filename, number, safe_name};
 use super::store::{random_id, Info, Proto};
-use super::{io_answer, open_answer, Answer, Begin, Cx, Done, Receiver};
+use super::{io_answer, open_answer, Answer, Begin, Cx, Done, Receiver, StateFile};
 use crate::http::Status;
 use crate::policy::signed::Method;
 
@@ -112,6 +112,7 @@ fn try_create(cx: &Cx<'_, '_>, name: Option<&str>) -> Result<Begin, Answer> {
         },
     )?;
     receiver.interim = interim.into_bytes();
+    receiver.state = StateFile::Created;
     receiver.length_at_end = complete && length.is_none();
     Ok(Begin::Receive(Box::new(receiver)))
 }
@@ -210,15 +211,11 @@ fn append(cx: &Cx<'_, '_>, id: &str, info: &mut Info) -> Result<Begin, Answer> {
             .line("Upload-Complete", "?0"));
     }
     let length = declared_length(cx, complete, offset)?;
+    let changed = info.length.is_none();
     match (info.length, length) {
         (Some(a), Some(b)) if a != b => return Err(bad()),
-        (None, Some(l)) => {
-            info.length = Some(l);
-            cx.uploads
-                .store
-                .write_info(id, info)
-                .map_err(|e| io_answer(&e))?;
-        }
+        // Written when the request's bytes are, off the worker.
+        (None, Some(l)) => info.length = Some(l),
         _ => {}
     }
     let room = cx.room(info.length, offset).ok_or_else(|| too_large(cx))?;
@@ -234,5 +231,8 @@ fn append(cx: &Cx<'_, '_>, id: &str, info: &mut Info) -> Result<Begin, Answer> {
         },
     )?;
     receiver.length_at_end = complete && info.length.is_none();
+    if changed && info.length.is_some() {
+        receiver.state = StateFile::Changed;
+    }
     Ok(Begin::Receive(Box::new(receiver)))
 }

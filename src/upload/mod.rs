@@ -37,8 +37,8 @@ use crate::http::{Method as HttpMethod, Request, Status};
 use crate::policy::signed::{Method, SecureLink};
 
 use fields::Fields;
-use receive::Done;
 pub use receive::Receiver;
+use receive::{Done, StateFile};
 use store::{OpenError, Store};
 
 /// Name of the default state directory, in the served root (never served: see

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use super::fields::{content_range, rfc9530_digest, safe_name, PutRange};
 use super::store::{hex, Info, Proto};
-use super::{io_answer, open_answer, Answer, Begin, Cx, Done, Receiver};
+use super::{io_answer, open_answer, Answer, Begin, Cx, Done, Receiver, StateFile};
 use crate::http::Status;
 use crate::upload::checksum::Hasher;
 
@@ -121,11 +121,11 @@ fn try_put(cx: &Cx<'_, '_>, name: &str) -> Result<Begin, Answer> {
                     ..incomplete(part.offset(), info.length)
                 });
             }
-            Some((info, part))
+            Some((info, part, StateFile::Durable))
         }
         _ => None,
     };
-    let (info, part) = match part {
+    let (info, part, state) = match part {
         Some(found) => found,
         None => {
             if first != 0 {
@@ -154,7 +154,7 @@ fn try_put(cx: &Cx<'_, '_>, name: &str) -> Result<Begin, Answer> {
                 done: false,
             };
             let part = store.create(&id, &info).map_err(open_answer)?;
-            (info, part)
+            (info, part, StateFile::Created)
         }
     };
     // A chunked whole-file PUT learns its length at the end: it may take up to the limit.
@@ -166,6 +166,7 @@ fn try_put(cx: &Cx<'_, '_>, name: &str) -> Result<Begin, Answer> {
     let whole_unknown = range.is_none() && length.is_none();
     let mut receiver = Receiver::new(cx, id, info, part, room, Done::Put { digest })?;
     receiver.check = chunk_digest.map(|(a, d)| (Hasher::new(a), d));
+    receiver.state = state;
     if whole_unknown {
         receiver.length_at_end = true;
     }

@@ -27,6 +27,17 @@ pub(super) enum Done {
     },
 }
 
+/// Whether the upload's state file on disk is what the receiver holds, durably.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum StateFile {
+    /// It is.
+    Durable,
+    /// The upload was just created: its state file is written but not yet synced.
+    Created,
+    /// This request changed the state (it declared the length): not yet written.
+    Changed,
+}
+
 /// Takes one request's body into an upload.
 #[derive(Debug)]
 pub struct Receiver {
@@ -43,6 +54,8 @@ pub struct Receiver {
     done: Done,
     /// The upload's length is what the body turns out to be (a chunked whole-file `PUT`).
     pub(super) length_at_end: bool,
+    /// Whether the state file still has to be made durable (off the worker, with the bytes).
+    pub(super) state: StateFile,
     /// An interim response to send before the body is read (the draft's `104`).
     pub(super) interim: Vec<u8>,
     /// The state directory (its own handle, as the receiver outlives the request).
@@ -74,6 +87,7 @@ impl Receiver {
             check: None,
             done,
             length_at_end: false,
+            state: StateFile::Durable,
             interim: Vec::new(),
             store: Store::open(dup(cx.uploads.store.dir())?),
             dir: dup(cx.dir())?,
@@ -190,6 +204,14 @@ impl Receiver {
         let Some(part) = self.part.take() else {
             return Answer::new(Status::InternalServerError);
         };
+        let stored = match self.state {
+            StateFile::Durable => Ok(()),
+            StateFile::Created => self.store.sync_info(&self.id),
+            StateFile::Changed => self.store.write_info(&self.id, &self.info),
+        };
+        if let Err(e) = stored {
+            return io_answer(&e);
+        }
         let offset = part.offset();
         if self.length_at_end {
             self.info.length = Some(offset);

@@ -221,7 +221,9 @@ impl Store {
         &self.dir
     }
 
-    /// Creates upload `id` described by `info`, empty, and opens it for writing.
+    /// Creates upload `id` described by `info`, empty, and opens it for writing. Its state
+    /// file is not durable yet (the disk may be slow and this runs on a worker): call
+    /// [`Store::sync_info`] before the upload is acknowledged.
     pub fn create(&self, id: &str, info: &Info) -> Result<Part, OpenError> {
         let flags = OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::CLOEXEC;
         let fd = rfs::openat(&self.dir, part(id), flags, Mode::from_raw_mode(0o644))
@@ -230,7 +232,7 @@ impl Store {
         if !crate::sys::lock_exclusive(file.as_fd())? {
             return Err(OpenError::Locked);
         }
-        if let Err(e) = self.write_info(id, info) {
+        if let Err(e) = self.put_info(id, info, false) {
             let _ = rfs::unlinkat(&self.dir, part(id), rfs::AtFlags::empty());
             return Err(OpenError::Io(e));
         }
@@ -281,13 +283,32 @@ impl Store {
 
     /// Replaces the state file of `id` atomically and durably.
     pub fn write_info(&self, id: &str, info: &Info) -> io::Result<()> {
+        self.put_info(id, info, true)
+    }
+
+    /// Writes the state file of `id` (atomically; durably only when `durable`, which costs
+    /// two disk flushes).
+    fn put_info(&self, id: &str, info: &Info, durable: bool) -> io::Result<()> {
         let tmp = format!("{id}.info.tmp");
         let flags = OFlags::CREATE | OFlags::TRUNC | OFlags::WRONLY | OFlags::CLOEXEC;
         let fd = rfs::openat(&self.dir, &tmp, flags, Mode::from_raw_mode(0o644))?;
         let mut file = File::from(fd);
         file.write_all(&info.to_json())?;
-        file.sync_data()?;
+        if durable {
+            file.sync_data()?;
+        }
         rfs::renameat(&self.dir, &tmp, &self.dir, info_name(id))?;
+        if durable {
+            rfs::fsync(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Makes the state file of a new upload durable (see [`Store::create`]).
+    pub fn sync_info(&self, id: &str) -> io::Result<()> {
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        let fd = rfs::openat(&self.dir, info_name(id), flags, Mode::empty())?;
+        rustix::fs::fdatasync(&fd)?;
         rfs::fsync(&self.dir)?;
         Ok(())
     }
@@ -463,6 +484,9 @@ mod tests {
         let id = random_id().unwrap();
         assert!(valid_id(id.as_bytes()));
         let mut part = store.create(&id, &info()).unwrap();
+        assert_eq!(store.info(&id), Some(info()), "readable before it is synced");
+        store.sync_info(&id).unwrap();
+        assert!(store.sync_info("nosuchid").is_err());
         part.append(b"abc").unwrap();
         // A second writer is refused while the first holds the upload, even in-process.
         assert!(matches!(store.open_part(&id), Err(OpenError::Locked)));

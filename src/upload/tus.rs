@@ -4,7 +4,9 @@
 use super::checksum::TUS_ALGORITHMS;
 use super::fields::{metadata_filename, number, safe_name, tus_checksum};
 use super::store::{random_id, Info, Proto};
-use super::{http_date, io_answer, open_answer, Answer, Begin, Cx, Done, Receiver, Settings};
+use super::{
+    http_date, io_answer, open_answer, Answer, Begin, Cx, Done, Receiver, Settings, StateFile,
+};
 use crate::http::Status;
 use crate::policy::signed::Method;
 use crate::upload::checksum::Hasher;
@@ -110,6 +112,7 @@ fn try_create(cx: &Cx<'_, '_>) -> Result<Begin, Answer> {
         },
     )?;
     receiver.check = check;
+    receiver.state = StateFile::Created;
     Ok(Begin::Receive(Box::new(receiver)))
 }
 
@@ -209,6 +212,7 @@ fn patch(cx: &Cx<'_, '_>, id: &str) -> Result<Begin, Answer> {
     if claimed != offset {
         return Err(tus(Status::Conflict).line("Upload-Offset", offset));
     }
+    let mut changed = false;
     if let Some(v) = f.upload_length {
         let length = number(v).ok_or_else(|| tus(Status::BadRequest))?;
         match info.length {
@@ -219,11 +223,9 @@ fn patch(cx: &Cx<'_, '_>, id: &str) -> Result<Begin, Answer> {
                 if length < offset || (max > 0 && length > max) {
                     return Err(tus(Status::PayloadTooLarge));
                 }
+                // Written when the request's bytes are, off the worker.
                 info.length = Some(length);
-                cx.uploads
-                    .store
-                    .write_info(id, &info)
-                    .map_err(|e| io_answer(&e))?;
+                changed = true;
             }
         }
     }
@@ -240,6 +242,9 @@ fn patch(cx: &Cx<'_, '_>, id: &str) -> Result<Begin, Answer> {
         Done::Tus { created: None },
     )?;
     receiver.check = check;
+    if changed {
+        receiver.state = StateFile::Changed;
+    }
     Ok(Begin::Receive(Box::new(receiver)))
 }
 
