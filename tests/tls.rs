@@ -28,6 +28,7 @@ backend_tests!(
     a_client_vanishing_mid_body_leaves_the_server_serving,
     ocsp_stapled_when_it_holds,
     aria2c_splits_a_download_over_https,
+    uploads_over_https_are_exact,
 );
 
 /// A test CA and two server certificates it signed, for `localhost` and `other.test`.
@@ -592,4 +593,36 @@ fn aria2c_splits_a_download_over_https(backend: Backend) {
     assert!(out.status.success(), "aria2c: {out:?}");
     let got = std::fs::read(pki.path(BIG)).expect("read the download");
     assert!(got == corpus.read(BIG), "aria2c got other bytes");
+}
+
+/// Upload bodies decrypted from TLS reach the disk through the session (no splice): a
+/// `Content-Length` PUT and a chunked one, each several batches long, published byte-exact.
+fn uploads_over_https_are_exact(backend: Backend) {
+    let (corpus, pki) = (Corpus::new(), Pki::new());
+    let extra = ["--uploads", "/incoming/", "--upload-auth", "none"];
+    let (_server, addr) = start(backend, corpus.root(), &pki, &extra);
+    let data = common::noise("https upload", 3 << 20);
+    let src = pki.path("upload.bin");
+    std::fs::write(&src, &data).unwrap();
+    for (name, chunked) in [("whole.bin", false), ("chunked.bin", true)] {
+        let url = format!("https://localhost:{}/incoming/{name}", addr.port());
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--fail", "--http1.1", "-o", "/dev/null", "--cacert"])
+            .arg(pki.path("ca.pem"))
+            .args(["--resolve", &format!("localhost:{}:127.0.0.1", addr.port())])
+            .arg("-T")
+            .arg(&src);
+        if chunked {
+            cmd.args(["-H", "Transfer-Encoding: chunked"]);
+        }
+        cmd.arg(&url);
+        let out = run_with_no_input(cmd);
+        assert!(out.status.success(), "{name}: curl: {out:?}");
+        let got = std::fs::read(corpus.root().join("incoming").join(name)).unwrap();
+        assert!(
+            got == data,
+            "{name}: {} bytes published, other bytes",
+            got.len()
+        );
+    }
 }

@@ -17,6 +17,7 @@ backend_tests!(
     auth_is_required_and_reveals_nothing,
     put_in_chunks_resumes_and_publishes,
     put_whole_file_chunked_with_100_continue,
+    a_large_chunked_upload_is_written_in_batches,
     put_digest_mismatch_is_not_published,
     names_are_sanitised_and_state_is_hidden,
     uploads_resume_after_kill_9,
@@ -495,6 +496,33 @@ fn put_in_chunks_resumes_and_publishes(backend: Backend) {
     // The name is taken now.
     let r = put_chunk(&mut conn, "put.bin", 0, b"new", 3);
     assert_eq!(r.status, 409, "{r:?}");
+}
+
+/// A chunked body several disk batches long, sent as fast as the client can in odd-sized
+/// chunks (the session hands it over while earlier batches are still being written):
+/// published byte-exact, then served.
+fn a_large_chunked_upload_is_written_in_batches(backend: Backend) {
+    let s = Setup::new(backend, &[]);
+    let data = noise("large chunked", 5 << 20);
+    let mut body = Vec::new();
+    for piece in data.chunks(70_001) {
+        body.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        body.extend_from_slice(piece);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"0\r\n\r\n");
+    let mut conn = s.server.connect();
+    let head = req(
+        "PUT",
+        "/incoming/large.bin",
+        &[&auth(), "Transfer-Encoding: chunked"],
+    );
+    conn.send([head.as_bytes(), &body].concat());
+    let r = conn.read_response(false);
+    assert_eq!(r.status, 201, "{r:?}");
+    assert!(s.published("large.bin") == data, "other bytes published");
+    let r = conn.roundtrip(&req("GET", "/incoming/large.bin", &[]));
+    assert!(r.status == 200 && r.body == data, "served: {}", r.status);
 }
 
 fn put_whole_file_chunked_with_100_continue(backend: Backend) {

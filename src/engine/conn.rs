@@ -351,30 +351,17 @@ impl Conn {
         match landed {
             Landed::Finished(answer) if upload.pending() => upload.finished(answer),
             Landed::Finished(_) => return Next::Read,
-            Landed::Stored {
-                receiver,
-                pipe,
-                buf,
-                result,
-            } => {
-                if let Some(pipe) = pipe {
-                    w.pipes.give(pipe);
-                }
-                if !upload.stored(receiver, buf, result) {
+            stored => {
+                if upload.stored(stored, w, self.key) {
+                    // Mid-body: taken further at once (or refused, if the batch failed).
                     return self.read_direct(w).map_or(Next::Read, |(next, _)| next);
                 }
-                match (upload.refused.take(), w.disk.as_ref(), w.landed.as_ref()) {
-                    (Some(answer), _, _) => upload.finished(answer),
-                    (None, Some(pool), Some(landed)) => {
-                        let Some(receiver) = upload.receiver.take() else {
-                            return Next::Close;
-                        };
-                        pool.run(self.key, landed, move || {
-                            Landed::Finished(receiver.finish())
-                        });
-                        return Next::Sleep;
-                    }
-                    (None, _, _) => return Next::Close,
+                if upload.pending() {
+                    return Next::Sleep;
+                }
+                if upload.abandoned {
+                    self.upload = None;
+                    w.metrics.upload_body(false);
                 }
             }
         }
@@ -478,6 +465,9 @@ impl Conn {
             w,
         };
         let (action, extra) = event(&mut self.session, &cx, &mut host);
+        if let Some(upload) = self.upload.as_deref_mut() {
+            upload.store_staged(w, self.key);
+        }
         self.deadline.set(self.session.deadline());
         let next = match action {
             Action::Read => Next::Read,

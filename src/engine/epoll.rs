@@ -259,6 +259,10 @@ impl Epoll {
             if e.conn.lingering() {
                 return e.conn.drop_input(&self.r.w);
             }
+            // Input waits in the socket while an upload's batch is written (`resume` reads).
+            if e.conn.storing() {
+                return Next::Read;
+            }
             // An upload body spliced straight to its file; once it ends, what follows is read.
             match e.conn.read_direct(&mut self.r.w) {
                 Some((next, true)) => return next,

@@ -14,7 +14,7 @@ use crate::serve::Response;
 use crate::tls::Tls;
 use crate::upload::{Answer, Begin, Receiver};
 
-use super::receiving::{Landed, Receiving};
+use super::receiving::Receiving;
 
 use super::conn::Worker;
 use super::out_pool::Out;
@@ -52,17 +52,18 @@ impl Host for Exchange<'_> {
     }
 
     fn body(&mut self, data: &[u8]) -> bool {
-        let Some(receiver) = self.upload.as_deref_mut().and_then(|r| r.receiver.as_mut()) else {
+        let Some(receiving) = self.upload.as_deref_mut() else {
             return false;
         };
-        self.w.metrics.upload_received(data.len() as u64, false);
-        let Err(answer) = receiver.write(data) else {
-            return true;
-        };
-        if let Some(receiving) = self.upload.take() {
-            self.plan_upload(answer, false, *receiving);
+        if let Some(answer) = receiving.refused.take() {
+            if let Some(receiving) = self.upload.take() {
+                self.plan_upload(answer, false, *receiving);
+            }
+            return false;
         }
-        false
+        self.w.metrics.upload_received(data.len() as u64, false);
+        receiving.stage(data);
+        true
     }
 
     fn body_direct(&mut self, max: u64) -> Direct {
@@ -70,40 +71,17 @@ impl Host for Exchange<'_> {
     }
 
     fn body_end(&mut self, keep_alive: bool) -> Reply {
-        let Some(receiving) = self.upload.take() else {
+        let Some(mut receiving) = self.upload.take() else {
             return Reply::new(false, false);
         };
-        let mut receiving = *receiving;
         if let Some(answer) = receiving.refused.take() {
-            return self.plan_upload(answer, false, receiving);
+            return self.plan_upload(answer, false, *receiving);
         }
-        if receiving.storing {
-            // The last batch is still being written: the upload is finished when it lands.
-            receiving.finish_after = true;
-            (receiving.pending, receiving.keep_alive) = (true, keep_alive);
-            *self.upload = Some(Box::new(receiving));
-            return Reply::new(keep_alive, true);
-        }
-        let Some(receiver) = receiving.receiver.take() else {
-            return self.plan_upload(
-                Answer::new(Status::InternalServerError),
-                keep_alive,
-                receiving,
-            );
-        };
-        // Syncing and publishing may wait on the disk: the pool does it, and the session
-        // waits for the answer as a paced response waits for its rate.
-        if let (Some(pool), Some(landed)) = (&self.w.disk, &self.w.landed) {
-            let receiver = receiver;
-            pool.run(self.key, landed, move || {
-                Landed::Finished(receiver.finish())
-            });
-            (receiving.pending, receiving.keep_alive) = (true, keep_alive);
-            *self.upload = Some(Box::new(receiving));
-            return Reply::new(keep_alive, true);
-        }
-        let answer = receiver.finish();
-        self.plan_upload(answer, keep_alive, receiving)
+        // Writing, syncing and publishing may wait on the disk: the pool does them, and the
+        // session waits for the answer as a paced response waits for its rate.
+        receiving.end(keep_alive, self.w, self.key);
+        *self.upload = Some(receiving);
+        Reply::new(keep_alive, true)
     }
 
     fn respond(&mut self, req: &Request<'_>, keep_alive: bool) -> Reply {
@@ -186,9 +164,12 @@ impl Host for Exchange<'_> {
 
     fn reject(&mut self, status: Status) {
         // A body being taken whose framing broke: the upload keeps what it stored and is
-        // let go at once (its lock too), not when the lingering connection closes.
-        if self.upload.take().is_some() {
-            self.w.metrics.upload_body(false);
+        // let go (its lock too) once that is written, not when the connection closes.
+        if let Some(upload) = self.upload.as_deref_mut() {
+            if !upload.abandon(self.w, self.key) {
+                self.upload.take();
+                self.w.metrics.upload_body(false);
+            }
         }
         let w = &mut *self.w;
         let out = self.out.get_or_insert_with(|| w.out_pool.take());
@@ -266,20 +247,8 @@ impl Exchange<'_> {
         w.log
             .stage(&mut record, Some(req), Status::Ok, (0, 0), w.now);
         let started = w.now;
-        let receiving = |receiver: Option<Box<Receiver>>| Receiving {
-            taken: receiver.is_some(),
-            storing: false,
-            finish_after: false,
-            refused: None,
-            buf: Vec::new(),
-            pending: false,
-            answer: None,
-            keep_alive,
-            receiver,
-            record,
-            method: req.method,
-            head_only,
-            started,
+        let receiving = |receiver: Option<Box<Receiver>>| {
+            Receiving::new(receiver, record, req.method, head_only, started, keep_alive)
         };
         if hidden {
             let answer = Answer::new(Status::NotFound);

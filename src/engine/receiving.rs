@@ -11,6 +11,7 @@ use crate::upload::{Answer, Receiver};
 use super::conn::Worker;
 use super::exchange::Exchange;
 use super::pipes::{Pipe, PIPE_SIZE};
+use super::timer::TimerKey;
 
 /// Most bytes received into a buffer per batch when they must be seen (hashed).
 const BATCH: usize = 256 * 1024;
@@ -35,12 +36,28 @@ pub struct Receiving {
     pub(super) refused: Option<Answer>,
     /// The buffer batches that must be seen are received into (sized on first use).
     pub(super) buf: Vec<u8>,
+    /// Body bytes the session handed over, waiting for the batch being written to land.
+    pub(super) staged: Vec<u8>,
+    /// The other buffer of the two `staged` alternates between (one is with the pool).
+    pub(super) spare: Vec<u8>,
+    /// Its body's framing broke: what was staged is still stored, then the upload is let go.
+    pub(super) abandoned: bool,
     /// Being finished by the pool; its answer is still to come.
     pub(super) pending: bool,
     /// The pool's answer, to plan when the session resumes.
     pub(super) answer: Option<Answer>,
     /// The keep-alive decision for that answer.
     pub(super) keep_alive: bool,
+}
+
+/// A batch of body bytes on its way to the disk, and where they wait meanwhile.
+pub enum Batch {
+    /// Spliced from the socket into a pipe (`filled` bytes): they never enter user space.
+    Pipe(Pipe),
+    /// Received from the socket into a buffer, the first `.1` bytes (they are hashed).
+    Received(Vec<u8>, usize),
+    /// Handed over by the session (a chunked body, or one decrypted from TLS).
+    Staged(Vec<u8>),
 }
 
 /// What the disk pool hands back to a worker for one of its connections.
@@ -50,8 +67,7 @@ pub enum Landed {
     /// A batch of body bytes was written, or could not be (`Err`: the answer to give).
     Stored {
         receiver: Box<Receiver>,
-        pipe: Option<Pipe>,
-        buf: Vec<u8>,
+        batch: Batch,
         result: Result<(), Answer>,
     },
 }
@@ -61,7 +77,8 @@ impl Landed {
     /// receiver keeps what it stored and lets go of its lock when dropped).
     pub fn dispose(self, w: &mut Worker) {
         if let Landed::Stored {
-            pipe: Some(pipe), ..
+            batch: Batch::Pipe(pipe),
+            ..
         } = self
         {
             w.pipes.give(pipe);
@@ -70,6 +87,36 @@ impl Landed {
 }
 
 impl Receiving {
+    /// An upload request's state: `receiver` takes its body (`None`: answered at once);
+    /// the rest is what its answer and access-log line need.
+    pub fn new(
+        receiver: Option<Box<Receiver>>,
+        record: crate::metrics::access_log::Record,
+        method: Method,
+        head_only: bool,
+        started: std::time::Instant,
+        keep_alive: bool,
+    ) -> Receiving {
+        Receiving {
+            taken: receiver.is_some(),
+            receiver,
+            record,
+            method,
+            head_only,
+            started,
+            storing: false,
+            finish_after: false,
+            refused: None,
+            buf: Vec::new(),
+            staged: Vec::new(),
+            spare: Vec::new(),
+            abandoned: false,
+            pending: false,
+            answer: None,
+            keep_alive,
+        }
+    }
+
     /// Whether its body is taken straight from the socket (see [`Exchange::take_direct`]).
     pub fn direct(&self) -> bool {
         self.receiver.is_some() || self.storing
@@ -91,21 +138,119 @@ impl Receiving {
         self.answer = Some(answer);
     }
 
-    /// A batch landed: the receiver comes back. `true`: the body had ended, so the upload
-    /// is to be finished now (or answered with the failure).
-    pub fn stored(
-        &mut self,
-        receiver: Box<Receiver>,
-        buf: Vec<u8>,
-        result: Result<(), Answer>,
-    ) -> bool {
-        self.storing = false;
-        self.buf = buf;
-        self.receiver = Some(receiver);
+    /// Body bytes the session handed over: kept until the batch being written lands (the
+    /// transport reads no more meanwhile, so they are at most what it had already received).
+    pub fn stage(&mut self, data: &[u8]) {
+        self.staged.extend_from_slice(data);
+    }
+
+    /// Hands the bytes staged to the pool, unless a batch is already being written.
+    pub fn store_staged(&mut self, w: &Worker, key: TimerKey) {
+        if self.storing || self.staged.is_empty() || self.refused.is_some() {
+            return;
+        }
+        let next = std::mem::take(&mut self.spare);
+        let staged = std::mem::replace(&mut self.staged, next);
+        self.store(Batch::Staged(staged), w, key);
+    }
+
+    /// Hands `batch` to the pool with the receiver; it comes back in [`Landed::Stored`].
+    fn store(&mut self, mut batch: Batch, w: &Worker, key: TimerKey) {
+        let (Some(pool), Some(landed), Some(mut receiver)) =
+            (&w.disk, &w.landed, self.receiver.take())
+        else {
+            return;
+        };
+        pool.run(key, landed, move || {
+            let result = match &mut batch {
+                Batch::Pipe(pipe) => {
+                    let r = receiver.write_from_pipe(pipe.r(), pipe.filled);
+                    if r.is_ok() {
+                        pipe.filled = 0;
+                    }
+                    r
+                }
+                Batch::Received(buf, n) => receiver.write(&buf[..*n]),
+                Batch::Staged(buf) => receiver.write(buf),
+            };
+            Landed::Stored {
+                receiver,
+                batch,
+                result,
+            }
+        });
+        self.storing = true;
+    }
+
+    /// The body ended: the upload is finished (synced, published) by the pool once its last
+    /// batch is written, and the session waits for the answer as a paced response waits for
+    /// its rate.
+    pub fn end(&mut self, keep_alive: bool, w: &Worker, key: TimerKey) {
+        (self.pending, self.keep_alive) = (true, keep_alive);
+        self.store_staged(w, key);
+        if self.storing {
+            self.finish_after = true;
+            return;
+        }
+        match (&w.disk, &w.landed, self.receiver.take()) {
+            (Some(pool), Some(landed), Some(receiver)) => {
+                pool.run(key, landed, move || Landed::Finished(receiver.finish()));
+            }
+            (_, _, receiver) => {
+                let failed = || Answer::new(crate::http::Status::InternalServerError);
+                self.finished(receiver.map_or_else(failed, |r| r.finish()));
+            }
+        }
+    }
+
+    /// The body's framing broke (the session rejects the request): what arrived before the
+    /// break is still stored, and the rejection waits for it (so a client that resumes at
+    /// once finds those bytes and the upload free). `false`: nothing to wait for, the upload
+    /// can be let go now.
+    pub fn abandon(&mut self, w: &Worker, key: TimerKey) -> bool {
+        (self.abandoned, self.pending) = (true, true);
+        self.store_staged(w, key);
+        self.pending = self.storing;
+        self.pending
+    }
+
+    /// A batch landed: the receiver comes back, and the next batch staged meanwhile goes.
+    /// `true`: the body is still arriving; `false`: it had ended, and the upload is being
+    /// finished or its answer (a failure) is ready, or it was abandoned.
+    pub fn stored(&mut self, landed: Landed, w: &mut Worker, key: TimerKey) -> bool {
+        let Landed::Stored {
+            receiver,
+            batch,
+            result,
+        } = landed
+        else {
+            return true;
+        };
+        match batch {
+            Batch::Pipe(pipe) => w.pipes.give(pipe),
+            Batch::Received(buf, _) => self.buf = buf,
+            Batch::Staged(mut buf) => {
+                buf.clear();
+                self.spare = buf;
+            }
+        }
+        (self.storing, self.receiver) = (false, Some(receiver));
         if let Err(answer) = result {
             self.refused = Some(answer);
         }
-        self.finish_after
+        if self.abandoned {
+            self.abandon(w, key);
+            return false;
+        }
+        if !self.finish_after {
+            self.store_staged(w, key);
+            return true;
+        }
+        match self.refused.take() {
+            Some(answer) => self.finished(answer),
+            None => self.end(self.keep_alive, w, key),
+        }
+        false
     }
 }
 
@@ -115,9 +260,6 @@ impl Exchange<'_> {
     /// they must be hashed. One batch at a time: while the pool writes it, `Busy`.
     pub(super) fn take_direct(&mut self, max: u64) -> Direct {
         let w = &mut *self.w;
-        let (Some(pool), Some(landed)) = (w.disk.clone(), w.landed.clone()) else {
-            return Direct::Unsupported;
-        };
         let Some(receiving) = self.upload.as_deref_mut().filter(|_| self.tls.is_none()) else {
             return Direct::Unsupported;
         };
@@ -130,76 +272,48 @@ impl Exchange<'_> {
         if receiving.storing {
             return Direct::Busy;
         }
-        let Some(receiver) = receiving.receiver.take() else {
+        let Some(receiver) = receiving.receiver.as_deref() else {
             return Direct::Unsupported;
         };
-        let key = self.key;
-        if receiver.direct() {
+        let (moved, batch) = if receiver.direct() {
             // Lent until the batch lands, and given back empty (closed if bytes are stuck).
             let Ok(mut pipe) = w.pipes.take() else {
-                receiving.receiver = Some(receiver);
                 return Direct::Unsupported;
             };
             let len = max.min(PIPE_SIZE as u64) as usize;
-            let n = match crate::sys::splice_from_socket(self.sock, pipe.w(), len) {
-                Ok(n) if n > 0 => n,
+            match crate::sys::splice_from_socket(self.sock, pipe.w(), len) {
+                Ok(n) if n > 0 => {
+                    pipe.filled = n;
+                    (Ok(n), Some(Batch::Pipe(pipe)))
+                }
                 moved => {
-                    receiving.receiver = Some(receiver);
                     w.pipes.give(pipe);
-                    return nothing_moved(moved);
+                    (moved, None)
                 }
-            };
-            w.metrics.upload_received(n as u64, true);
-            pipe.filled = n;
-            let mut receiver = receiver;
-            pool.run(key, &landed, move || {
-                let result = receiver.write_from_pipe(pipe.r(), n);
-                if result.is_ok() {
-                    pipe.filled = 0;
+            }
+        } else {
+            let mut buf = std::mem::take(&mut receiving.buf);
+            buf.resize(BATCH, 0);
+            let len = max.min(BATCH as u64) as usize;
+            match crate::sys::recv(self.sock, &mut buf[..len]) {
+                Ok(n) if n > 0 => (Ok(n), Some(Batch::Received(buf, n))),
+                moved => {
+                    receiving.buf = buf;
+                    (moved, None)
                 }
-                let (pipe, buf) = (Some(pipe), Vec::new());
-                Landed::Stored {
-                    receiver,
-                    pipe,
-                    buf,
-                    result,
-                }
-            });
-            receiving.storing = true;
-            return Direct::Moved(n as u64);
-        }
-        let mut buf = std::mem::take(&mut receiving.buf);
-        buf.resize(BATCH, 0);
-        let len = max.min(BATCH as u64) as usize;
-        let n = match crate::sys::recv(self.sock, &mut buf[..len]) {
-            Ok(n) if n > 0 => n,
-            moved => {
-                (receiving.receiver, receiving.buf) = (Some(receiver), buf);
-                return nothing_moved(moved);
             }
         };
-        w.metrics.upload_received(n as u64, false);
-        let mut receiver = receiver;
-        pool.run(key, &landed, move || {
-            let result = receiver.write(&buf[..n]);
-            Landed::Stored {
-                receiver,
-                pipe: None,
-                buf,
-                result,
-            }
-        });
-        receiving.storing = true;
-        Direct::Moved(n as u64)
-    }
-}
-
-/// What a splice or receive that moved no bytes means for the body.
-fn nothing_moved(r: std::io::Result<usize>) -> Direct {
-    match r {
-        Ok(_) => Direct::Closed,
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Direct::Drained,
-        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Direct::Moved(0),
-        Err(_) => Direct::Closed,
+        let Some(batch) = batch else {
+            return match moved {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Direct::Drained,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Direct::Moved(0),
+                _ => Direct::Closed,
+            };
+        };
+        let n = moved.unwrap_or(0) as u64;
+        w.metrics
+            .upload_received(n, matches!(batch, Batch::Pipe(_)));
+        receiving.store(batch, w, self.key);
+        Direct::Moved(n)
     }
 }

@@ -452,14 +452,15 @@ impl Uring {
         unsafe { self.push(&sqe) };
     }
 
-    /// After input, a connection that now takes its body straight from the socket has its
-    /// multishot receive cancelled ([`DirectIo`]).
+    /// After input, a connection that now takes its body straight from the socket, or holds
+    /// its input while an upload's batch is written, has its multishot receive cancelled
+    /// ([`DirectIo`]).
     fn switch_to_direct(&mut self, key: TimerKey) {
         let Some(e) = self.r.conns.get_mut(key) else {
             return;
         };
-        if e.io.recv_armed && e.io.direct == DirectIo::Off && !e.io.closing && e.conn.wants_direct()
-        {
+        let stop = e.conn.wants_direct() || e.conn.storing();
+        if e.io.recv_armed && e.io.direct == DirectIo::Off && !e.io.closing && stop {
             e.io.direct = DirectIo::Cancelling;
             let sqe = opcode::AsyncCancel::new(user_data(RECV, key))
                 .build()

@@ -484,7 +484,11 @@ mod tests {
         let id = random_id().unwrap();
         assert!(valid_id(id.as_bytes()));
         let mut part = store.create(&id, &info()).unwrap();
-        assert_eq!(store.info(&id), Some(info()), "readable before it is synced");
+        assert_eq!(
+            store.info(&id),
+            Some(info()),
+            "readable before it is synced"
+        );
         store.sync_info(&id).unwrap();
         assert!(store.sync_info("nosuchid").is_err());
         part.append(b"abc").unwrap();
