@@ -16,6 +16,7 @@ backend_tests!(
     total_cap_is_shared_by_transfers,
     signed_link_carries_its_own_rate,
     pacing_takes_no_thread_per_connection,
+    a_half_closed_client_gets_every_response,
 );
 
 const MIB_BYTES: usize = 1 << 20;
@@ -192,4 +193,25 @@ fn pacing_takes_no_thread_per_connection(backend: Backend) {
     }
     // And the server still answers at once.
     assert_eq!(server.fetch(&get(&format!("/{ONE}"))).body, b"x");
+}
+
+/// A client that shuts down its sending side right after its (pipelined) requests, as
+/// `nc -N` does, still gets every response whole, though the first is still being paced
+/// when the end of its input arrives; then the connection closes.
+fn a_half_closed_client_gets_every_response(backend: Backend) {
+    let corpus = Corpus::new();
+    let data = write_file(&corpus, "600k.bin", 600 << 10);
+    let server = Server::start(backend, corpus.root(), &["--limit-rate", "2m"]);
+    let mut conn = server.connect();
+    conn.send([get("/600k.bin"), get("/600k.bin")].concat());
+    conn.stream().shutdown(std::net::Shutdown::Write).unwrap();
+    for i in 0..2 {
+        let r = conn.read_response(false);
+        assert_eq!(r.status, 200, "response {i}: {r:?}");
+        assert!(r.body == data, "response {i}: body differs");
+    }
+    assert!(
+        conn.read_until_eof().is_empty(),
+        "bytes after the responses"
+    );
 }

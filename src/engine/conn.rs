@@ -208,6 +208,9 @@ pub struct Conn {
     pipe: Option<Pipe>,
     /// Whether the last response's tail is held back for the FIN (see [`Conn::on_close`]).
     tail: Tail,
+    /// The client shut down its sending side: nothing more is read, and the connection
+    /// closes once no response is under way.
+    eof: bool,
     /// The TLS state of an HTTPS connection, between the socket and the session.
     tls: Option<Box<Tls>>,
     /// The upload receiving the current request's body, if any.
@@ -257,6 +260,7 @@ impl Conn {
             permit,
             pipe: None,
             tail: Tail::Sent,
+            eof: false,
             tls,
             upload: None,
             deadline,
@@ -279,6 +283,24 @@ impl Conn {
     /// what arrives may be dropped unread.
     pub fn lingering(&self) -> bool {
         self.session.lingering()
+    }
+
+    /// The client shut down its sending side (a read returned end of input). A response under
+    /// way, or one still being prepared (an upload the disk pool is finishing), is sent all
+    /// the same, as nginx does, requests already buffered are answered, and the connection
+    /// closes when it would next wait for input.
+    pub fn on_eof(&mut self) -> Next {
+        self.eof = true;
+        match self.session.waiting_for() {
+            Action::Write => Next::Write,
+            Action::Sleep => Next::Sleep,
+            _ => Next::Close,
+        }
+    }
+
+    /// Whether the client shut down its sending side ([`Conn::on_eof`]): nothing is read.
+    pub fn at_eof(&self) -> bool {
+        self.eof
     }
 
     /// Input arrived on a lingering connection: drops all of it in the kernel with one
@@ -470,6 +492,8 @@ impl Conn {
         }
         self.deadline.set(self.session.deadline());
         let next = match action {
+            // No more input will come.
+            Action::Read if self.eof => Next::Close,
             Action::Read => Next::Read,
             Action::Write => Next::Write,
             Action::Sleep => Next::Sleep,

@@ -259,6 +259,10 @@ impl Epoll {
             if e.conn.lingering() {
                 return e.conn.drop_input(&self.r.w);
             }
+            // After the client's end of input there is none.
+            if e.conn.at_eof() {
+                return e.conn.on_eof();
+            }
             // Input waits in the socket while an upload's batch is written (`resume` reads).
             if e.conn.storing() {
                 return Next::Read;
@@ -270,7 +274,7 @@ impl Epoll {
                 Some(_) | None => {}
             }
             match sys::recv(e.conn.sock().as_fd(), &mut self.buf) {
-                Ok(0) => return Next::Close,
+                Ok(0) => return e.conn.on_eof(),
                 Ok(n) => {
                     let next = e.conn.on_input(&self.buf[..n], &mut self.r.w);
                     // A short read drained the socket; new data will raise a new edge.

@@ -417,7 +417,8 @@ impl Uring {
         let Some(e) = self.r.conns.get_mut(key) else {
             return;
         };
-        if e.io.recv_armed || e.io.closing || e.io.direct != DirectIo::Off || e.conn.storing() {
+        let held = e.conn.storing() || e.conn.at_eof();
+        if e.io.recv_armed || e.io.closing || e.io.direct != DirectIo::Off || held {
             return;
         }
         e.io.recv_armed = true;
@@ -436,7 +437,7 @@ impl Uring {
             return;
         };
         // Not while a batch is being written (the pool's landing resumes it), nor twice.
-        if e.io.closing || e.io.direct != DirectIo::Off || e.conn.storing() {
+        if e.io.closing || e.io.direct != DirectIo::Off || e.conn.storing() || e.conn.at_eof() {
             return;
         }
         if e.io.recv_armed {
@@ -583,6 +584,8 @@ impl Uring {
                         self.switch_to_direct(key);
                     }
                     next
+                } else if res == 0 {
+                    e.conn.on_eof()
                 } else if res == -libc::ENOBUFS || (res == -libc::ECANCELED && cancelled) {
                     self.after_recv(key);
                     Next::Read
