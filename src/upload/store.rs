@@ -330,7 +330,21 @@ impl Store {
         } else {
             RenameFlags::NOREPLACE
         };
-        match rfs::renameat_with(&self.dir, part(id), dir, info.name.as_str(), flags) {
+        let name = info.name.as_str();
+        let renamed = match rfs::renameat_with(&self.dir, part(id), dir, name, flags) {
+            // A file system without RENAME_NOREPLACE (FUSE before 7.23, older NFS): a hard
+            // link refuses an existing name just as atomically, then the part name goes.
+            Err(rustix::io::Errno::INVAL) if !overwrite => {
+                let linked = rfs::linkat(&self.dir, part(id), dir, name, rfs::AtFlags::empty());
+                if linked.is_ok() {
+                    // Published either way; a part left over goes with the upload's state.
+                    let _ = rfs::unlinkat(&self.dir, part(id), rfs::AtFlags::empty());
+                }
+                linked
+            }
+            r => r,
+        };
+        match renamed {
             Ok(()) => {}
             Err(rustix::io::Errno::EXIST) => return Err(PublishError::Exists),
             Err(e) => return Err(PublishError::Io(e.into())),
