@@ -2,6 +2,7 @@
 //! - [`backend`]: the backends each test runs on, and the macro that runs it on each;
 //! - [`server`]: starting, watching and stopping the `ringserve` binary;
 //! - [`fixtures`]: a per-test tree of files to serve;
+//! - [`gatefs`]: a FUSE file system that stalls writes or fails reads on command;
 //! - [`client`]: a minimal HTTP/1.1 client that reads responses byte-exact;
 //! - [`multipart`]: a parser of `multipart/byteranges` bodies;
 //! - [`seccomp`]: a thread under a seccomp filter that denies chosen system calls.
@@ -14,6 +15,7 @@
 mod backend;
 mod client;
 mod fixtures;
+mod gatefs;
 mod multipart;
 mod seccomp;
 mod server;
@@ -25,6 +27,8 @@ pub use backend::*;
 pub use client::*;
 #[allow(unused_imports)]
 pub use fixtures::*;
+#[allow(unused_imports)]
+pub use gatefs::*;
 #[allow(unused_imports)]
 pub use multipart::*;
 #[allow(unused_imports)]
