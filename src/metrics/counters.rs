@@ -46,14 +46,17 @@ pub enum UploadFailure {
     TooLarge,
     /// The client went away (or timed out) before its body ended.
     Aborted,
+    /// Left unfinished for `--upload-expire`, and swept away.
+    Expired,
 }
 
 impl UploadFailure {
-    pub(super) const ALL: [UploadFailure; 4] = [
+    pub(super) const ALL: [UploadFailure; 5] = [
         UploadFailure::Checksum,
         UploadFailure::NoSpace,
         UploadFailure::TooLarge,
         UploadFailure::Aborted,
+        UploadFailure::Expired,
     ];
 
     pub(super) fn label(self) -> &'static str {
@@ -62,6 +65,7 @@ impl UploadFailure {
             UploadFailure::NoSpace => "no_space",
             UploadFailure::TooLarge => "too_large",
             UploadFailure::Aborted => "aborted",
+            UploadFailure::Expired => "expired",
         }
     }
 }

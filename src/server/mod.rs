@@ -65,12 +65,21 @@ pub fn run(config: Config, sources: Sources) -> io::Result<()> {
         Arc::make_mut(&mut config).redirect_https = Some(bound.port());
     }
 
+    let metrics = WorkerMetrics::for_workers(config.workers);
     let uploads = match &config.uploads {
         Some(settings) => {
             let uploads =
                 crate::upload::Uploads::open(&config.root, settings).map_err(io::Error::other)?;
             let uploads = Arc::new(uploads);
-            crate::upload::sweep::start(uploads.clone(), settings.expire)?;
+            // Expiries are counted with the first worker's upload failures.
+            let counts = WorkerHandle::new(&metrics, 0);
+            crate::upload::sweep::start(uploads.clone(), settings.expire, move |n| {
+                for _ in 0..n {
+                    if let Some(c) = &counts {
+                        c.upload_failed(crate::metrics::UploadFailure::Expired);
+                    }
+                }
+            })?;
             Some((uploads, crate::upload::pool::Pool::start()?))
         }
         None => None,
@@ -79,7 +88,6 @@ pub fn run(config: Config, sources: Sources) -> io::Result<()> {
     // Set at SIGTERM, before the workers drain (`--drain-delay`): `/readyz` answers 503.
     let unready = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reopen = Reopen::default();
-    let metrics = WorkerMetrics::for_workers(config.workers);
     let shared = policy::Shared::new(&config.policy);
     let reloads = Arc::new(Reloads::default());
     let mut wakes = Vec::new();
