@@ -40,6 +40,12 @@ use crate::upload;
 
 use action::*;
 pub use action::{Action, SignRequest, Sources};
+
+/// The command-line definition, every option's environment variable in its help: what the
+/// man page and shell completions are generated from (`examples/gendoc.rs`).
+pub fn command() -> clap::Command {
+    layer::command()
+}
 use effective::*;
 use layer::*;
 use options::*;
