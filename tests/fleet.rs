@@ -16,6 +16,7 @@ backend_tests!(
     same_size_same_mtime_replacement_is_served_new,
     drain_delay_turns_readyz_first,
     replaced_and_deleted_files_are_seen_within_a_second,
+    mounts_serve_other_trees_beneath_their_own_directories,
 );
 
 /// A node: a root holding `file.bin` (`data`, modified at `mtime`), served with `extra`.
@@ -216,4 +217,62 @@ fn replaced_and_deleted_files_are_seen_within_a_second(backend: Backend) {
     for (what, took) in [("replaced", seen), ("swapped", swapped), ("deleted", gone)] {
         assert!(took < Duration::from_secs(3), "{what} seen after {took:?}");
     }
+}
+
+/// `--mount /download=DIR` (nginx `alias`): a second tree under a prefix, byte-exact with
+/// ranges and validators, the longest prefix winning, a directory form redirected and
+/// listed, and nothing outside DIR reachable through it (dot-segments, encoded or not, and
+/// symlinks out of it).
+fn mounts_serve_other_trees_beneath_their_own_directories(backend: Backend) {
+    let corpus = Corpus::new();
+    let outside = corpus.outside();
+    let (files, deep) = (outside.join("files"), outside.join("deep"));
+    std::fs::create_dir_all(files.join("sub")).unwrap();
+    std::fs::create_dir_all(&deep).unwrap();
+    let data = noise("mounted", 300_000);
+    std::fs::write(files.join("big.bin"), &data).unwrap();
+    std::fs::write(files.join("sub/x.txt"), "files").unwrap();
+    std::fs::write(deep.join("x.txt"), "deep").unwrap();
+    std::fs::write(outside.join("secret.txt"), "secret").unwrap();
+    std::os::unix::fs::symlink(outside.join("secret.txt"), files.join("escape.txt")).unwrap();
+    let mounts = [
+        format!("/download={}", files.display()),
+        format!("/download/sub={}", deep.display()),
+    ];
+    let args = ["--mount", &mounts[0], "--mount", &mounts[1], "--listing"];
+    let server = Server::start(backend, corpus.root(), &args);
+    let r = server.fetch(&get("/download/big.bin"));
+    assert!(r.status == 200 && r.body == data, "{}", r.status);
+    let etag = r.expect_header("ETag").to_string();
+    let r = server.fetch(&req(
+        "GET",
+        "/download/big.bin",
+        &["Range: bytes=1000-1999", &format!("If-Range: {etag}")],
+    ));
+    assert_eq!(r.status, 206, "{r:?}");
+    assert!(r.body == data[1000..2000]);
+    assert_eq!(server.fetch(&get("/download/sub/x.txt")).body, b"deep");
+    assert_eq!(server.fetch(&get("/download/%73ub/x.txt")).body, b"deep");
+    let r = server.fetch(&get("/download"));
+    assert_eq!(r.status, 301, "{r:?}");
+    let r = server.fetch(&get("/download/"));
+    assert!(r.status == 200 && String::from_utf8_lossy(&r.body).contains("big.bin"));
+    for escape in [
+        "/download/escape.txt",
+        "/download/../secret.txt",
+        "/download/%2e%2e/secret.txt",
+        "/download/sub/%2E%2E/%2E%2E/secret.txt",
+    ] {
+        let r = server.fetch(&get(escape));
+        assert!(matches!(r.status, 400 | 404), "{escape}: {r:?}");
+        assert!(
+            !String::from_utf8_lossy(&r.body).contains("secret"),
+            "{escape}"
+        );
+    }
+    // The root's own files are still its own.
+    assert_eq!(
+        server.fetch(&get(&format!("/{PAGE}"))).body,
+        corpus.read(PAGE)
+    );
 }

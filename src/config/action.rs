@@ -100,8 +100,7 @@ impl Action {
             }
             Some(Sub::CheckConfig(opts)) => {
                 let config = Config::from_opts(opts, chosen).map_err(invalid)?;
-                crate::fs::Root::open(&config.root, config.dotfiles)
-                    .map_err(|e| invalid(format!("root {}: {e}", config.root.display())))?;
+                config.open_root().map_err(invalid)?;
                 let (sub, matches) = selected(&cmd, &matches);
                 let toml = effective_toml(sub, matches).map_err(invalid)?;
                 Ok(Action::CheckConfig { config, toml })

@@ -41,6 +41,22 @@ use crate::upload;
 use action::*;
 pub use action::{Action, SignRequest, Sources};
 
+impl Config {
+    /// Opens the served tree: the root, its mounts, the ETag form. An error names the
+    /// directory that failed.
+    pub fn open_root(&self) -> Result<crate::fs::Root, String> {
+        let mut root = crate::fs::Root::open(&self.root, self.dotfiles)
+            .map_err(|e| format!("root {}: {e}", self.root.display()))?
+            .with_etag(self.etag);
+        for (prefix, dir) in &self.mounts {
+            root = root
+                .mount(prefix, dir)
+                .map_err(|e| format!("--mount {prefix}={}: {e}", dir.display()))?;
+        }
+        Ok(root)
+    }
+}
+
 /// The command-line definition, every option's environment variable in its help: what the
 /// man page and shell completions are generated from (`examples/gendoc.rs`).
 pub fn command() -> clap::Command {
@@ -95,6 +111,8 @@ pub enum AccessLog {
 pub struct Config {
     /// Directory being served (checked to exist at start-up).
     pub root: PathBuf,
+    /// Other trees served under URL prefixes (`--mount`): canonical prefix and directory.
+    pub mounts: Vec<(String, PathBuf)>,
     /// Listen addresses.
     pub listen: Vec<SocketAddr>,
     /// HTTPS listen addresses.
@@ -271,6 +289,7 @@ impl Config {
             .map(|d| format!("max-age={}", d.as_secs()).into_bytes());
         let policy = policy_settings(&opts, matches, workers.max(1))?;
         let uploads = upload_settings(&opts, policy.secure_link.is_some())?;
+        check_mounts(&opts.mounts, uploads.as_ref())?;
         let mut precompressed: Vec<Coding> = Vec::new();
         for coding in opts.precompressed {
             if precompressed.contains(&coding) {
@@ -280,6 +299,7 @@ impl Config {
         }
         Ok(Config {
             root: opts.root,
+            mounts: opts.mounts,
             listen: opts.listen,
             tls_listen: opts.tls_listen,
             tls,
@@ -424,6 +444,34 @@ fn upload_settings(opts: &Opts, signed: bool) -> Result<Option<upload::Settings>
         overwrite: opts.upload_overwrite,
         dotfiles: opts.dotfiles,
     }))
+}
+
+/// Mount prefixes are distinct, and no upload prefix lies in a mounted tree (uploads are
+/// published into the root's).
+fn check_mounts(
+    mounts: &[(String, PathBuf)],
+    uploads: Option<&upload::Settings>,
+) -> Result<(), String> {
+    let under = |path: &str, prefix: &str| {
+        path == prefix
+            || path
+                .strip_prefix(prefix)
+                .is_some_and(|r| r.starts_with('/'))
+    };
+    for (i, (prefix, _)) in mounts.iter().enumerate() {
+        if mounts[..i].iter().any(|(p, _)| p == prefix) {
+            return Err(format!("--mount {prefix} given twice"));
+        }
+        for upload in uploads.map_or(&[][..], |u| u.prefixes.as_slice()) {
+            if under(upload, prefix) {
+                return Err(format!(
+                    "--uploads {upload}/ lies in --mount {prefix}: uploads are published into \
+                     the --root tree"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A connection cap (0: none) must leave each of the `workers` at least one connection.

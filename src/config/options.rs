@@ -98,6 +98,10 @@ pub(super) struct Opts {
     /// Directory to serve.
     #[arg(long, default_value = ".")]
     pub(super) root: PathBuf,
+    /// Serve the tree DIR under the URL path PREFIX in place of what the root holds there
+    /// (nginx `alias`), e.g. /download=/srv/files; repeatable, the longest prefix wins.
+    #[arg(long = "mount", value_name = "PREFIX=DIR", value_parser = parse_mount)]
+    pub(super) mounts: Vec<(String, PathBuf)>,
     /// Address to listen on (repeatable; IPv4 or IPv6, port 0 picks a free port).
     #[arg(long = "listen", default_value = "0.0.0.0:8080")]
     pub(super) listen: Vec<SocketAddr>,
@@ -295,4 +299,20 @@ pub(super) struct Opts {
     /// needs root unless it is the current user.
     #[arg(long, value_name = "NAME")]
     pub(super) user: Option<String>,
+}
+
+/// `--mount PREFIX=DIR`: the prefix made canonical (`/download/` → `/download`); `/` is the
+/// root's (`--root`).
+fn parse_mount(s: &str) -> Result<(String, PathBuf), String> {
+    let (prefix, dir) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s}: expected PREFIX=DIR, e.g. /download=/srv/files"))?;
+    let canonical = crate::upload::Settings::prefix(prefix)?;
+    if canonical.is_empty() {
+        return Err(format!("{s}: / is the root's (--root)"));
+    }
+    if dir.is_empty() {
+        return Err(format!("{s}: no directory"));
+    }
+    Ok((canonical, PathBuf::from(dir)))
 }

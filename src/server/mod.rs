@@ -24,7 +24,7 @@ use crate::config::{Config, Sources};
 use crate::engine::conn::Worker;
 use crate::engine::reload::{Reloads, Watch};
 use crate::engine::{self, Chosen, Shutdown, WorkerSetup};
-use crate::fs::{FileCache, Root};
+use crate::fs::FileCache;
 use crate::metrics::access_log::{AccessLog, Reopen};
 use crate::metrics::{WorkerHandle, WorkerMetrics};
 use crate::policy::{self, Policy};
@@ -41,11 +41,7 @@ pub fn run(config: Config, sources: Sources) -> io::Result<()> {
     sys::block_signals()?;
     let activated = activation::take()?;
     let mut config = Arc::new(config);
-    let root = |c: &Config| {
-        Root::open(&c.root, c.dotfiles)
-            .map(|r| r.with_etag(c.etag))
-            .map_err(|e| io::Error::new(e.kind(), format!("root {}: {e}", c.root.display())))
-    };
+    let root = |c: &Config| c.open_root().map_err(io::Error::other);
     root(&config)?;
     let (listeners, bound) = match activated {
         Some(sockets) => {

@@ -105,11 +105,7 @@ impl Reloader {
     /// update, the restart-only options that changed, and the admin listener's new root.
     fn prepare(&self) -> Result<(Update, Vec<&'static str>, Option<Root>), String> {
         let (config, kept) = self.running.reloaded(self.sources.load()?)?;
-        let root = || {
-            Root::open(&config.root, config.dotfiles)
-                .map(|r| r.with_etag(config.etag))
-                .map_err(|e| format!("root {}: {e}", config.root.display()))
-        };
+        let root = || config.open_root();
         let log_changed = config.access_log != self.running.access_log
             || config.access_log_format != self.running.access_log_format;
         let log = || {
