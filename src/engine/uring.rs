@@ -19,6 +19,9 @@ use super::reactor::{self, AcceptPause, Backend, Reactor};
 use super::timer::TimerKey;
 use super::WorkerSetup;
 
+mod direct;
+use direct::DirectIo;
+
 /// Submission queue size; the completion queue is four times larger.
 const SQ_ENTRIES: u32 = 1024;
 /// Provided receive buffers per worker, and their size.
@@ -121,20 +124,6 @@ struct Io {
     poll_armed: bool,
     closing: bool,
     direct: DirectIo,
-}
-
-/// Whether a connection's input is received into the ring's buffers (the multishot receive)
-/// or left in the socket for the connection to splice (an upload body going to its file).
-/// The switch waits for the receive's last completion, so no byte is taken out of order.
-#[derive(Clone, Copy, Default, PartialEq, Eq)]
-enum DirectIo {
-    /// Received by the multishot receive.
-    #[default]
-    Off,
-    /// The receive is being cancelled.
-    Cancelling,
-    /// A readiness poll is armed; the connection splices when it fires.
-    Polling,
 }
 
 /// Where a listener's multishot accept stands.
@@ -429,87 +418,6 @@ impl Uring {
         // SAFETY: the receive lands in provided buffers owned by `self.bufs`, which outlives
         // every operation of the ring.
         unsafe { self.push(&sqe) };
-    }
-
-    /// Waits for input to splice (see [`DirectIo`]).
-    fn arm_ready(&mut self, key: TimerKey) {
-        let Some(e) = self.r.conns.get_mut(key) else {
-            return;
-        };
-        // Not while a batch is being written (the pool's landing resumes it), nor twice.
-        if e.io.closing || e.io.direct != DirectIo::Off || e.conn.storing() || e.conn.at_eof() {
-            return;
-        }
-        if e.io.recv_armed {
-            return self.switch_to_direct(key);
-        }
-        e.io.direct = DirectIo::Polling;
-        e.io.inflight += 1;
-        let fd = types::Fd(e.conn.sock().as_raw_fd());
-        let sqe = opcode::PollAdd::new(fd, libc::POLLIN as u32)
-            .build()
-            .user_data(user_data(READY, key));
-        // SAFETY: a poll references no user memory.
-        unsafe { self.push(&sqe) };
-    }
-
-    /// After input, a connection that now takes its body straight from the socket, or holds
-    /// its input while an upload's batch is written, has its multishot receive cancelled
-    /// ([`DirectIo`]).
-    fn switch_to_direct(&mut self, key: TimerKey) {
-        let Some(e) = self.r.conns.get_mut(key) else {
-            return;
-        };
-        let stop = e.conn.wants_direct() || e.conn.storing();
-        if e.io.recv_armed && e.io.direct == DirectIo::Off && !e.io.closing && stop {
-            e.io.direct = DirectIo::Cancelling;
-            let sqe = opcode::AsyncCancel::new(user_data(RECV, key))
-                .build()
-                .user_data(user_data(CANCEL, key));
-            // SAFETY: a cancel references no user memory.
-            unsafe { self.push(&sqe) };
-        }
-    }
-
-    /// The receive of a connection ended (its last completion): it is armed again, unless
-    /// the connection now splices its input, which then waits for readiness.
-    fn after_recv(&mut self, key: TimerKey) {
-        let Some(e) = self.r.conns.get_mut(key) else {
-            return;
-        };
-        e.io.direct = DirectIo::Off;
-        if e.conn.wants_direct() {
-            return self.arm_ready(key);
-        }
-        self.rearm.push(key);
-    }
-
-    fn on_ready(&mut self, key: TimerKey) {
-        let Some(e) = self.r.conns.get_mut(key) else {
-            return;
-        };
-        e.io.direct = DirectIo::Off;
-        e.io.inflight -= 1;
-        if e.io.closing {
-            return self.close(key, false);
-        }
-        let (next, drained) = e
-            .conn
-            .read_direct(&mut self.r.w)
-            .unwrap_or((Next::Read, false));
-        if !matches!(next, Next::Close | Next::Reset) {
-            let still = self
-                .r
-                .conns
-                .get_mut(key)
-                .is_some_and(|e| e.conn.wants_direct());
-            if drained && still {
-                self.arm_ready(key);
-            } else {
-                self.rearm.push(key);
-            }
-        }
-        self.apply(key, next);
     }
 
     fn reap(&mut self) {

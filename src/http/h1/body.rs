@@ -4,7 +4,7 @@
 use crate::http::chunked::Decoder;
 use crate::http::{Limits, Status};
 
-use super::session::Host;
+use super::host::Host;
 
 /// A request body in progress.
 #[derive(Debug)]

@@ -20,9 +20,11 @@
 //! only plaintext.
 
 mod body;
+mod host;
 mod session;
 
-pub use session::{Action, Cx, Direct, Flush, Host, Reply, Session, Settings, MAX_PENDING};
+pub use host::{Direct, Flush, Host, Reply};
+pub use session::{Action, Cx, Session, Settings, MAX_PENDING};
 
 #[cfg(test)]
 mod tests;
