@@ -345,7 +345,7 @@ impl Conn {
     pub fn wants_direct(&self) -> bool {
         self.tls.is_none()
             && self.session.wants_direct()
-            && self.upload.as_deref().is_some_and(Receiving::direct)
+            && self.upload.as_deref().is_some_and(Receiving::receiving)
     }
 
     /// The socket has input the backend has not read: a request body the session can take
@@ -373,8 +373,12 @@ impl Conn {
         match landed {
             Landed::Finished(answer) if upload.pending() => upload.finished(answer),
             Landed::Finished(_) => return Next::Read,
-            stored => {
-                if upload.stored(stored, w, self.key) {
+            Landed::Stored {
+                receiver,
+                batch,
+                result,
+            } => {
+                if upload.stored(receiver, batch, result, w, self.key) {
                     // Mid-body: taken further at once (or refused, if the batch failed).
                     return self.read_direct(w).map_or(Next::Read, |(next, _)| next);
                 }

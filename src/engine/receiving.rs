@@ -117,12 +117,8 @@ impl Receiving {
         }
     }
 
-    /// Whether its body is taken straight from the socket (see [`Exchange::take_direct`]).
-    pub fn direct(&self) -> bool {
-        self.receiver.is_some() || self.storing
-    }
-
-    /// Whether its body is still being received.
+    /// Whether its body is still being received (taken straight from the socket on a plain
+    /// connection, see [`Exchange::take_direct`]).
     pub fn receiving(&self) -> bool {
         self.receiver.is_some() || self.storing
     }
@@ -217,15 +213,14 @@ impl Receiving {
     /// A batch landed: the receiver comes back, and the next batch staged meanwhile goes.
     /// `true`: the body is still arriving; `false`: it had ended, and the upload is being
     /// finished or its answer (a failure) is ready, or it was abandoned.
-    pub fn stored(&mut self, landed: Landed, w: &mut Worker, key: TimerKey) -> bool {
-        let Landed::Stored {
-            receiver,
-            batch,
-            result,
-        } = landed
-        else {
-            return true;
-        };
+    pub fn stored(
+        &mut self,
+        receiver: Box<Receiver>,
+        batch: Batch,
+        result: Result<(), Answer>,
+        w: &mut Worker,
+        key: TimerKey,
+    ) -> bool {
         match batch {
             Batch::Pipe(pipe) => w.pipes.give(pipe),
             Batch::Received(buf, _) => self.buf = buf,
