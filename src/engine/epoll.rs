@@ -43,7 +43,9 @@ fn untag(data: u64) -> (u64, TimerKey) {
 
 struct Epoll {
     ep: OwnedFd,
-    r: Reactor<()>,
+    /// Per connection: whether the peer shut down its sending side (`EPOLLRDHUP`), so a
+    /// short read has not drained the socket: its end of input is still to be read.
+    r: Reactor<bool>,
     events: Vec<libc::epoll_event>,
     buf: Box<[u8]>,
     /// Which listeners are in the epoll set (accepting).
@@ -74,13 +76,13 @@ pub fn run(setup: WorkerSetup) -> io::Result<()> {
 }
 
 impl Backend for Epoll {
-    type Io = ();
+    type Io = bool;
 
-    fn reactor(&mut self) -> &mut Reactor<()> {
+    fn reactor(&mut self) -> &mut Reactor<bool> {
         &mut self.r
     }
 
-    fn reactor_ref(&self) -> &Reactor<()> {
+    fn reactor_ref(&self) -> &Reactor<bool> {
         &self.r
     }
 
@@ -204,7 +206,7 @@ impl Epoll {
             let Some(conn) = Conn::new(sock, self.r.want_peer, tls, &self.r.w) else {
                 continue;
             };
-            let key = self.r.conns.insert(conn, ());
+            let key = self.r.conns.insert(conn, false);
             // The request has usually arrived with the handshake: read and answer it before
             // registering, so a connection that closes after one answer is never registered.
             let next = self.read(key);
@@ -238,6 +240,11 @@ impl Epoll {
             return self.close(key, false);
         }
         let mut next = Next::Read;
+        if events & (libc::EPOLLRDHUP | libc::EPOLLHUP) as u32 != 0 {
+            if let Some(e) = self.r.conns.get_mut(key) {
+                e.io = true;
+            }
+        }
         if events & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP) as u32 != 0 {
             next = self.read(key);
         }
@@ -277,8 +284,9 @@ impl Epoll {
                 Ok(0) => return e.conn.on_eof(),
                 Ok(n) => {
                     let next = e.conn.on_input(&self.buf[..n], &mut self.r.w);
-                    // A short read drained the socket; new data will raise a new edge.
-                    if next == Next::Close || n < self.buf.len() {
+                    // A short read drained the socket and new data will raise a new edge,
+                    // unless the peer's end of input is still to be read (it raises none).
+                    if next == Next::Close || (n < self.buf.len() && !e.io) {
                         return next;
                     }
                 }
