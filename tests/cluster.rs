@@ -29,8 +29,17 @@ fn cluster(backend: Backend) {
         "scripts/cluster.sh --backend {backend}: {}\n{stdout}\n{stderr}",
         out.status
     );
-    for check in ["validators", "if-range", "aria2c -x8", "curl -C -", "rolling restart"] {
-        assert!(stdout.contains(&format!("ok    {check}:")), "{check} not passed");
+    for check in [
+        "validators",
+        "if-range",
+        "aria2c -x8",
+        "curl -C -",
+        "rolling restart",
+    ] {
+        assert!(
+            stdout.contains(&format!("ok    {check}:")),
+            "{check} not passed"
+        );
     }
 }
 

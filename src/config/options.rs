@@ -189,9 +189,10 @@ pub(super) struct Opts {
     /// Open files (fd + metadata) cached per worker; 0 disables (nginx `open_file_cache max=`).
     #[arg(long, default_value_t = 4096)]
     pub(super) open_file_cache: usize,
-    /// How long a cached file is trusted before its path is resolved again (nginx
-    /// `open_file_cache_valid`): the longest a replaced or deleted file is still served in its
-    /// old form. 1 s, as lighttpd's stat cache: one re-resolution per hot file per second.
+    /// The longest a cached file is trusted before its path is resolved again (nginx
+    /// `open_file_cache_valid`). Changes made on this machine are seen within 0.1 s through
+    /// directory watches (inotify) whatever this is; it bounds what they cannot see (a network
+    /// file system written by another node). 1 s, as lighttpd's stat cache.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub(super) open_file_cache_valid: Duration,
     /// Pace each response at this many bytes per second, e.g. 512k or 2m; 0 means unlimited

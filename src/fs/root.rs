@@ -10,7 +10,7 @@
 use std::ffi::CStr;
 use std::fs::{File, Metadata, OpenOptions};
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -217,11 +217,31 @@ impl Root {
     /// resolution as [`Root::lookup`], so a sidecar can never be reached where its original
     /// could not. Its `Content-Type` is the sidecar's own; callers send the original's.
     pub fn lookup_sidecar(&self, target: &[u8], suffix: &str, scratch: &mut Vec<u8>) -> Lookup {
-        let Ok(decoded) = crate::http::path::decode(target, scratch) else {
+        if let Err(answer) = self.file_path(target, suffix, scratch) {
+            return answer;
+        }
+        let Ok(rel) = CStr::from_bytes_with_nul(scratch) else {
             return Lookup::BadRequest;
         };
+        let (base, beneath) = self.beneath(rel);
+        match open_path(base, beneath) {
+            Ok((_, meta)) if meta.is_file() => {
+                open_regular(base, beneath, &meta, rel.to_bytes(), self.etag)
+            }
+            Ok(_) | Err(_) => Lookup::NotFound,
+        }
+    }
+
+    /// Leaves in `scratch` the NUL-terminated path, relative to the root, of the file `target`
+    /// names (`index.html` for a directory form) with `suffix` appended; the answer instead
+    /// when the target does not decode or names a hidden file.
+    #[allow(clippy::result_large_err)] // see open_path
+    fn file_path(&self, target: &[u8], suffix: &str, scratch: &mut Vec<u8>) -> Result<(), Lookup> {
+        let Ok(decoded) = crate::http::path::decode(target, scratch) else {
+            return Err(Lookup::BadRequest);
+        };
         if decoded.dotfile && !self.dotfiles {
-            return Lookup::NotFound;
+            return Err(Lookup::NotFound);
         }
         if decoded.trailing_slash {
             if scratch == b"." {
@@ -233,15 +253,44 @@ impl Root {
         }
         scratch.extend_from_slice(suffix.as_bytes());
         scratch.push(0);
+        Ok(())
+    }
+
+    /// Where a change alters what [`Root::lookup_sidecar`] (or, with `suffix` empty,
+    /// [`Root::lookup`]) finds for `target`: each directory its path passes through, named so
+    /// the kernel can watch it (`/proc/self/fd/N/a/b`, N the root's or its mount's descriptor,
+    /// symlinks followed as the lookup followed them), with the name looked up in it. `dir`
+    /// is scratch space for those paths. Nothing when the target does not name a file.
+    pub fn watch_points(
+        &self,
+        target: &[u8],
+        suffix: &str,
+        scratch: &mut Vec<u8>,
+        dir: &mut Vec<u8>,
+        mut each: impl FnMut(&CStr, &[u8]),
+    ) {
+        if self.file_path(target, suffix, scratch).is_err() {
+            return;
+        }
         let Ok(rel) = CStr::from_bytes_with_nul(scratch) else {
-            return Lookup::BadRequest;
+            return;
         };
-        let (base, beneath) = self.beneath(rel);
-        match open_path(base, beneath) {
-            Ok((_, meta)) if meta.is_file() => {
-                open_regular(base, beneath, &meta, rel.to_bytes(), self.etag)
+        let (base, rest) = self.beneath(rel);
+        let rest = rest.to_bytes();
+        if rest == b"." {
+            return;
+        }
+        dir.clear();
+        dir.extend_from_slice(b"/proc/self/fd/");
+        dir.extend_from_slice(itoa::Buffer::new().format(base.as_raw_fd()).as_bytes());
+        for name in rest.split(|&b| b == b'/') {
+            dir.push(0);
+            if let Ok(path) = CStr::from_bytes_with_nul(dir) {
+                each(path, name);
             }
-            Ok(_) | Err(_) => Lookup::NotFound,
+            dir.pop();
+            dir.push(b'/');
+            dir.extend_from_slice(name);
         }
     }
 

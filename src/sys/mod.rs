@@ -9,6 +9,7 @@ mod process;
 mod signal;
 mod socket;
 mod user;
+mod watch;
 
 use std::io;
 
@@ -23,6 +24,7 @@ pub use process::{clock_ticks, fd_limit, page_size, take_inherited};
 pub use signal::{block_signals, wait_signal, SignalEvent};
 pub use socket::{accept, discard, probe_ktls, recv, send, sendfile, SENDFILE_MAX};
 pub use user::{lookup_user, switch_user, Account, Switched};
+pub use watch::{Change, Watcher};
 
 /// Converts a `-1`-on-error syscall result into `io::Result`.
 fn cvt(ret: libc::ssize_t) -> io::Result<usize> {
