@@ -9,10 +9,12 @@
 //! from request to request.
 
 pub mod cache;
+pub mod digest;
 pub mod listing;
 pub mod mime;
 pub mod root;
 
 pub use crate::http::path::{decode, Decoded, PathError};
 pub use cache::{FileCache, Found};
+pub use digest::Digests;
 pub use root::{Lookup, Root};

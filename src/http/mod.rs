@@ -10,6 +10,7 @@
 pub mod chunked;
 pub mod conditional;
 pub mod date;
+pub mod digest;
 pub mod disposition;
 pub mod escape;
 pub mod h1;
@@ -72,7 +73,7 @@ impl EtagForm {
 }
 
 /// A strong entity tag stored inline (no heap), quotes included.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ETag {
     bytes: [u8; ETag::CAP],
     len: u8,

@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use super::content::Content;
 use super::listing::{self, Format};
 use crate::fs::listing::Listing;
-use crate::fs::{FileCache, Found, Root};
+use crate::fs::{Digests, FileCache, Found, Root};
+use crate::http::digest;
 use crate::http::negotiate::{self, Coding};
 use crate::http::path;
 use crate::http::range::ByteRange;
@@ -61,6 +62,7 @@ pub struct Handler {
     root: Root,
     cache: FileCache,
     content: Arc<Content>,
+    digests: Option<Arc<Digests>>,
 }
 
 impl Handler {
@@ -71,6 +73,16 @@ impl Handler {
             root,
             cache,
             content: Arc::default(),
+            digests: None,
+        }
+    }
+
+    /// This handler answering `Want-Repr-Digest` and `Want-Content-Digest` from `digests`
+    /// (shared by the workers).
+    pub fn with_digests(self, digests: Arc<Digests>) -> Handler {
+        Handler {
+            digests: Some(digests),
+            ..self
         }
     }
 
@@ -186,6 +198,7 @@ impl Handler {
             &mut scratch.always,
             &mut scratch.content,
         );
+        self.digest_fields(req, &file, &rep, &mut scratch.content);
         let extra = Extra {
             always: &scratch.always,
             content: &scratch.content,
@@ -196,6 +209,40 @@ impl Handler {
             planned,
             file: has_file.then_some(file),
             version: has_file.then_some(rep.version),
+        }
+    }
+
+    /// `Repr-Digest` (and `Content-Digest` for a whole-file `GET`, whose content is the
+    /// representation) in the algorithm the client prefers, when it asks and the file's
+    /// digests are known; unknown ones are computed in the background for later requests.
+    fn digest_fields(
+        &self,
+        req: &Request<'_>,
+        file: &Arc<File>,
+        rep: &Representation,
+        out: &mut Vec<u8>,
+    ) {
+        let repr = req.want_repr_digest.and_then(digest::wanted);
+        let whole = req.method == Method::Get && req.range.is_none();
+        let content = req
+            .want_content_digest
+            .filter(|_| whole)
+            .and_then(digest::wanted);
+        if repr.is_none() && content.is_none() {
+            return;
+        }
+        let Some(sums) = self
+            .digests
+            .as_ref()
+            .and_then(|d| d.lookup(file, &rep.version))
+        else {
+            return;
+        };
+        if let Some(alg) = repr {
+            digest::write_field(out, "Repr-Digest", alg, sums.get(alg));
+        }
+        if let Some(alg) = content {
+            digest::write_field(out, "Content-Digest", alg, sums.get(alg));
         }
     }
 

@@ -24,7 +24,7 @@ use crate::config::{Config, Sources};
 use crate::engine::conn::Worker;
 use crate::engine::reload::{Reloads, Watch};
 use crate::engine::{self, Chosen, Shutdown, WorkerSetup};
-use crate::fs::FileCache;
+use crate::fs::{Digests, FileCache};
 use crate::metrics::access_log::{AccessLog, Reopen};
 use crate::metrics::{WorkerHandle, WorkerMetrics};
 use crate::policy::{self, Policy};
@@ -86,6 +86,7 @@ pub fn run(config: Config, sources: Sources) -> io::Result<()> {
     let reopen = Reopen::default();
     let shared = policy::Shared::new(&config.policy);
     let reloads = Arc::new(Reloads::default());
+    let digests = Arc::new(Digests::default());
     let mut wakes = Vec::new();
     let mut setups = Vec::new();
     for (i, (mut listeners, tls)) in listeners.into_iter().zip(tls_listeners).enumerate() {
@@ -98,7 +99,8 @@ pub fn run(config: Config, sources: Sources) -> io::Result<()> {
                 root(&config)?,
                 FileCache::new(config.open_file_cache, config.open_file_cache_valid),
             )
-            .with_content(config.content.clone()),
+            .with_content(config.content.clone())
+            .with_digests(digests.clone()),
             config.clone(),
             access_log(&config, &reopen)?,
             Policy::new(config.policy.clone(), shared.clone()),

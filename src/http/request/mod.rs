@@ -73,6 +73,12 @@ pub struct Request<'a> {
     /// `Accept-Encoding` (precompressed files); `None` when sent more than once, which falls
     /// back to the unencoded file rather than joining the lines (that would allocate).
     pub accept_encoding: Option<&'a [u8]>,
+    /// `Want-Repr-Digest` (RFC 9530: a digest of the file is wanted); `None` when sent more
+    /// than once.
+    pub want_repr_digest: Option<&'a [u8]>,
+    /// `Want-Content-Digest` (a digest of the message content); `None` when sent more than
+    /// once.
+    pub want_content_digest: Option<&'a [u8]>,
     /// Length of the request body announced by `Content-Length` (0 without one, and for a
     /// chunked body).
     pub body_len: u64,
@@ -273,6 +279,8 @@ fn build<'a>(
         user_agent: f.user_agent.value,
         accept: f.accept.unique(),
         accept_encoding: f.accept_encoding.unique(),
+        want_repr_digest: f.want_repr_digest.unique(),
+        want_content_digest: f.want_content_digest.unique(),
         body_len,
         chunked,
         expect_continue: f.expect_continue,
@@ -412,9 +420,11 @@ enum Field {
     Accept,
     AcceptEncoding,
     Expect,
+    WantReprDigest,
+    WantContentDigest,
 }
 
-const FIELDS: [(&str, Field); 15] = [
+const FIELDS: [(&str, Field); 17] = [
     ("host", Field::Host),
     ("content-length", Field::ContentLength),
     ("transfer-encoding", Field::TransferEncoding),
@@ -430,6 +440,8 @@ const FIELDS: [(&str, Field); 15] = [
     ("accept", Field::Accept),
     ("accept-encoding", Field::AcceptEncoding),
     ("expect", Field::Expect),
+    ("want-repr-digest", Field::WantReprDigest),
+    ("want-content-digest", Field::WantContentDigest),
 ];
 
 fn classify(name: &str) -> Option<Field> {
@@ -492,6 +504,8 @@ struct Fields<'a> {
     user_agent: Once<'a>,
     accept: Once<'a>,
     accept_encoding: Once<'a>,
+    want_repr_digest: Once<'a>,
+    want_content_digest: Once<'a>,
 }
 
 impl<'a> Fields<'a> {
@@ -528,6 +542,8 @@ impl<'a> Fields<'a> {
                 Some(Field::UserAgent) => f.user_agent.add(value),
                 Some(Field::Accept) => f.accept.add(value),
                 Some(Field::AcceptEncoding) => f.accept_encoding.add(value),
+                Some(Field::WantReprDigest) => f.want_repr_digest.add(value),
+                Some(Field::WantContentDigest) => f.want_content_digest.add(value),
                 None => {}
             }
         }
