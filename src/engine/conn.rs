@@ -102,6 +102,8 @@ pub struct Worker {
     pub disk: Option<Arc<crate::upload::pool::Pool>>,
     /// Where the pool's results for this worker's connections land.
     pub(super) landed: Option<Arc<crate::upload::pool::Done<TimerKey, Landed>>>,
+    /// Reads memory use against the process's limits (see [`crate::policy::memory`]).
+    memory: sys::MemoryProbe,
 }
 
 impl Worker {
@@ -139,6 +141,7 @@ impl Worker {
             uploads: None,
             disk: None,
             landed: None,
+            memory: sys::MemoryProbe::open(),
         }
     }
 
@@ -237,8 +240,13 @@ impl Conn {
         } else {
             IpAddr::V4(Ipv4Addr::UNSPECIFIED)
         };
-        let permit = match w.policy.admit(peer) {
+        let memory = || w.memory.pressure();
+        let permit = match w.policy.admit(peer, w.now, memory) {
             Admission::Admit(permit) => Some(permit),
+            Admission::NoMemory => {
+                w.metrics.rejected(Reject::NoMemory);
+                None
+            }
             Admission::OverLimit => {
                 w.metrics.rejected(Reject::TooManyConns);
                 None
@@ -266,6 +274,20 @@ impl Conn {
             deadline,
             key: TimerKey { idx: 0, gen: 0 },
         })
+    }
+
+    /// Turns the connection away for want of memory (its worker's table could not grow): the
+    /// request already received is dropped, a fixed 503 is sent if the socket takes it at
+    /// once, and the socket is shut down and closed. Nothing is allocated.
+    pub fn refuse_for_memory(self, w: &Worker) {
+        const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\
+            Retry-After: 1\r\nConnection: close\r\n\r\n";
+        let fd = self.sock.as_fd();
+        let _ = crate::sys::discard(fd);
+        let _ = crate::sys::send(fd, BUSY, false);
+        let _ = socket2::SockRef::from(&self.sock).shutdown(std::net::Shutdown::Write);
+        w.metrics.rejected(Reject::NoMemory);
+        w.metrics.conn_closed();
     }
 
     /// The socket.

@@ -206,7 +206,13 @@ impl Epoll {
             let Some(conn) = Conn::new(sock, self.r.want_peer, tls, &self.r.w) else {
                 continue;
             };
-            let key = self.r.conns.insert(conn, false);
+            let key = match self.r.conns.insert(conn, false) {
+                Ok(key) => key,
+                Err(conn) => {
+                    conn.refuse_for_memory(&self.r.w);
+                    continue;
+                }
+            };
             // The request has usually arrived with the handshake: read and answer it before
             // registering, so a connection that closes after one answer is never registered.
             let next = self.read(key);

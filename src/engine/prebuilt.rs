@@ -243,9 +243,15 @@ impl Prebuilt {
         let i = match self.free.pop() {
             Some(i) => i,
             None if self.entries.len() < MAX_ENTRIES => {
-                if self.index.capacity() == 0 {
-                    self.index.reserve(MAX_ENTRIES);
-                    self.free.reserve(MAX_ENTRIES);
+                // Short of memory (RLIMIT_AS): the response is sent the usual way.
+                if self.index.capacity() == 0
+                    && (self.index.try_reserve(MAX_ENTRIES).is_err()
+                        || self.free.try_reserve(MAX_ENTRIES).is_err())
+                {
+                    return;
+                }
+                if self.entries.try_reserve(1).is_err() {
+                    return;
                 }
                 self.entries.push(Entry {
                     version: *version,

@@ -110,6 +110,22 @@ impl TimerQueue {
         }
     }
 
+    /// Makes room for the entries `live` owners may leave before the queue is next rebuilt
+    /// (see [`TimerQueue::bloated`]); `false` when there is no memory for it.
+    pub fn reserve_for(&mut self, live: usize) -> bool {
+        let want = 2 * live + 1025;
+        want <= self.heap.capacity()
+            || self
+                .heap
+                .try_reserve(want.max(2 * self.heap.capacity()) - self.heap.len())
+                .is_ok()
+    }
+
+    /// Whether another entry would make the queue grow.
+    pub fn full(&self) -> bool {
+        self.heap.len() == self.heap.capacity()
+    }
+
     /// Whether the queue holds so many stale entries for `live` owners that it should be
     /// rebuilt.
     pub fn bloated(&self, live: usize) -> bool {

@@ -355,7 +355,10 @@ impl Uring {
         let Some(conn) = Conn::new(sock, self.r.want_peer, tls, &self.r.w) else {
             return;
         };
-        let key = self.r.conns.insert(conn, Io::default());
+        let key = match self.r.conns.insert(conn, Io::default()) {
+            Ok(key) => key,
+            Err(conn) => return conn.refuse_for_memory(&self.r.w),
+        };
         let Some(e) = self.r.conns.get_mut(key) else {
             return;
         };

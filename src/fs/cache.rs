@@ -202,6 +202,11 @@ impl FileCache {
                 self.remove(&victim);
             }
         }
+        // Short of memory (RLIMIT_AS): serve the file uncached rather than abort.
+        if self.map.try_reserve(1).is_err() {
+            self.release(&entry);
+            return;
+        }
         self.map.insert(key.into(), entry);
     }
 

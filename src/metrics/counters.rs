@@ -119,15 +119,18 @@ pub enum Reject {
     Timeout,
     /// A protected path was asked for without a genuine, unexpired signed link.
     BadLink,
+    /// No memory for another connection (its worker's table could not grow).
+    NoMemory,
 }
 
 impl Reject {
-    pub(super) const ALL: [Reject; 5] = [
+    pub(super) const ALL: [Reject; 6] = [
         Reject::RateLimited,
         Reject::TooManyConns,
         Reject::Denied,
         Reject::Timeout,
         Reject::BadLink,
+        Reject::NoMemory,
     ];
 
     pub(super) fn label(self) -> &'static str {
@@ -137,6 +140,7 @@ impl Reject {
             Reject::Denied => "denied",
             Reject::Timeout => "timeout",
             Reject::BadLink => "bad_link",
+            Reject::NoMemory => "no_memory",
         }
     }
 }

@@ -20,6 +20,7 @@
 //! per-client cap, and transfers under way share the server-wide rate with the new ones.
 
 pub mod access;
+pub mod memory;
 pub mod pacing;
 pub mod per_ip;
 pub mod signed;
@@ -124,6 +125,8 @@ pub enum Admission {
     OverLimit,
     /// An access rule denies the address: close at once.
     Deny,
+    /// The process is close to its memory limit: answer its first request 503 and close.
+    NoMemory,
 }
 
 /// Why a request is refused.
@@ -151,6 +154,7 @@ pub struct Policy {
     shared: Shared,
     per_ip: PerIp,
     last_sweep: Option<Instant>,
+    memory: memory::MemoryGuard,
 }
 
 impl Policy {
@@ -166,6 +170,7 @@ impl Policy {
             shared,
             per_ip,
             last_sweep: None,
+            memory: memory::MemoryGuard::default(),
         }
     }
 
@@ -180,10 +185,19 @@ impl Policy {
         self.shared = shared;
     }
 
-    /// Judges a connection just accepted from `ip`.
-    pub fn admit(&self, ip: IpAddr) -> Admission {
+    /// Judges a connection just accepted from `ip` at `now`; `memory` reads the process's
+    /// memory use and limit when [`memory::MemoryGuard`] wants a fresh look.
+    pub fn admit(
+        &self,
+        ip: IpAddr,
+        now: Instant,
+        memory: impl FnOnce() -> Option<(u64, u64)>,
+    ) -> Admission {
         if !self.settings.rules.allows(ip) {
             return Admission::Deny;
+        }
+        if self.memory.low(now, memory) {
+            return Admission::NoMemory;
         }
         match self.per_ip.on_connect(ip) {
             Some(permit) => Admission::Admit(permit),
@@ -261,15 +275,21 @@ mod tests {
             ..Settings::default()
         };
         let policy = Policy::new(settings.clone(), Shared::new(&settings));
-        assert!(matches!(policy.admit(ip("10.1.2.3")), Admission::Deny));
-        let first = policy.admit(ip("192.0.2.1"));
+        assert!(matches!(
+            policy.admit(ip("10.1.2.3"), Instant::now(), || None),
+            Admission::Deny
+        ));
+        let first = policy.admit(ip("192.0.2.1"), Instant::now(), || None);
         assert!(matches!(first, Admission::Admit(_)));
         assert!(matches!(
-            policy.admit(ip("192.0.2.1")),
+            policy.admit(ip("192.0.2.1"), Instant::now(), || None),
             Admission::OverLimit
         ));
         drop(first);
-        assert!(matches!(policy.admit(ip("192.0.2.1")), Admission::Admit(_)));
+        assert!(matches!(
+            policy.admit(ip("192.0.2.1"), Instant::now(), || None),
+            Admission::Admit(_)
+        ));
     }
 
     #[test]
@@ -315,7 +335,7 @@ mod tests {
         };
         let shared = Shared::new(&old);
         let mut policy = Policy::new(old, shared.clone());
-        let held = policy.admit(ip("192.0.2.1"));
+        let held = policy.admit(ip("192.0.2.1"), Instant::now(), || None);
         assert!(matches!(held, Admission::Admit(_)));
         let t0 = Instant::now();
         let _under_way = policy.pacing(Grant::default(), t0).unwrap();
@@ -327,9 +347,15 @@ mod tests {
         };
         let reloaded = shared.reload(&new);
         policy.reload(new, reloaded.clone());
-        assert!(matches!(policy.admit(ip("10.1.2.3")), Admission::Deny));
+        assert!(matches!(
+            policy.admit(ip("10.1.2.3"), Instant::now(), || None),
+            Admission::Deny
+        ));
         assert!(
-            matches!(policy.admit(ip("192.0.2.1")), Admission::OverLimit),
+            matches!(
+                policy.admit(ip("192.0.2.1"), Instant::now(), || None),
+                Admission::OverLimit
+            ),
             "the connection open across the reload still counts"
         );
         let total = reloaded.total.as_ref().unwrap();
@@ -337,7 +363,10 @@ mod tests {
         let off = reloaded.reload(&Settings::default());
         assert!(off.conn_counts.is_none() && off.total.is_none());
         policy.reload(Settings::default(), off);
-        assert!(matches!(policy.admit(ip("192.0.2.1")), Admission::Admit(_)));
+        assert!(matches!(
+            policy.admit(ip("192.0.2.1"), Instant::now(), || None),
+            Admission::Admit(_)
+        ));
         assert!(policy.pacing(Grant::default(), t0).is_none());
     }
 

@@ -55,3 +55,85 @@ pub fn take_inherited(first: RawFd, n: usize) -> io::Result<Vec<OwnedFd>> {
     }
     Ok(fds)
 }
+
+/// Reads the process's resident set against the memory limit of its cgroup (v2
+/// `memory.max`, v1 `memory.limit_in_bytes`): past that limit the kernel reclaims and then
+/// kills the process (an allocation does not fail), so the engine turns connections away
+/// before it ([`crate::policy::memory`]).
+pub struct MemoryProbe {
+    statm: Option<std::fs::File>,
+    /// The limit's file, read each time (it may be changed while the server runs).
+    limit: Option<std::fs::File>,
+    page: u64,
+}
+
+impl MemoryProbe {
+    /// A probe; which cgroup the process is in is read once, here.
+    pub fn open() -> MemoryProbe {
+        let limit = std::fs::read_to_string("/proc/self/cgroup")
+            .ok()
+            .and_then(|cgroups| cgroup_limit_file(&cgroups))
+            .and_then(|file| std::fs::File::open(file).ok());
+        MemoryProbe {
+            statm: std::fs::File::open("/proc/self/statm").ok(),
+            limit,
+            page: page_size() as u64,
+        }
+    }
+
+    /// `(used, limit)` in bytes, the resident set against the cgroup's limit; `None` when
+    /// there is no limit (or the usage cannot be read).
+    pub fn pressure(&self) -> Option<(u64, u64)> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 128];
+        let n = self.limit.as_ref()?.read_at(&mut buf, 0).ok()?;
+        let max: u64 = std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()?;
+        if max >= 1 << 60 {
+            return None; // v1 says "no limit" with a huge number (v2 with "max")
+        }
+        let n = self.statm.as_ref()?.read_at(&mut buf, 0).ok()?;
+        let text = std::str::from_utf8(&buf[..n]).ok()?;
+        let resident: u64 = text.split_ascii_whitespace().nth(1)?.parse().ok()?;
+        Some((resident * self.page, max))
+    }
+}
+
+/// The file holding the memory limit of the cgroup `/proc/self/cgroup` names: the v1 memory
+/// controller's where it is mounted (hybrid hierarchies), else the v2 one's.
+fn cgroup_limit_file(cgroups: &str) -> Option<String> {
+    let v1 = cgroups.lines().find_map(|l| {
+        let (_, rest) = l.split_once(':')?;
+        let (controllers, path) = rest.split_once(':')?;
+        controllers
+            .split(',')
+            .any(|c| c == "memory")
+            .then_some(path)
+    });
+    match v1 {
+        Some(path) => Some(format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes")),
+        None => {
+            let path = cgroups.lines().find_map(|l| l.strip_prefix("0::"))?;
+            Some(format!("/sys/fs/cgroup{path}/memory.max"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limit_file_follows_the_hierarchy() {
+        let hybrid = "4:memory:/a/b\n1:cpu:/\n0::/\n";
+        assert_eq!(
+            cgroup_limit_file(hybrid).as_deref(),
+            Some("/sys/fs/cgroup/memory/a/b/memory.limit_in_bytes")
+        );
+        let v2 = "0::/system.slice/ringserve.service\n";
+        assert_eq!(
+            cgroup_limit_file(v2).as_deref(),
+            Some("/sys/fs/cgroup/system.slice/ringserve.service/memory.max")
+        );
+        assert_eq!(cgroup_limit_file(""), None);
+    }
+}
