@@ -20,11 +20,11 @@ if [[ -n "${RINGSERVE_ARGS:-}" ]]; then
     COMMAND_LINE="RINGSERVE_ARGS=$(shell_quote "$RINGSERVE_ARGS") $COMMAND_LINE"
 fi
 
-ALL_SERVERS="ringserve ringserve-epoll ringserve-static nginx lighttpd"
+ALL_SERVERS="ringserve ringserve-epoll ringserve-static nginx lighttpd floor"
 MUSL_TARGET=x86_64-unknown-linux-musl
 ALL_SCENARIOS="small small-files large range churn idle10k https-small https-large https-churn"
 
-SERVERS="ringserve,nginx,lighttpd"
+SERVERS="ringserve,nginx,lighttpd,floor"
 SCENARIOS="small,small-files,large,range,churn,idle10k"
 DURATION="" WARMUP="" RUNS=""
 SERVER_CPU=0
@@ -55,6 +55,10 @@ Options:
                       ringserve-epoll = ringserve with '--backend epoll'
                       ringserve-static = the static musl build (README: static binary); needs
                       rustup and musl-tools, which are installed when missing
+                      floor = the cheapest responder one can write (examples/floor.rs: one
+                      fixed 1 KiB answer from memory, one send per request head), the floor
+                      no file server can go below; it runs small, small-files and churn only,
+                      and every server's cost there is also printed as a ratio to it
   --scenarios LIST    comma-separated (default: $SCENARIOS)
                         small        wrk -c64, GET /1k.bin, keep-alive
                         small-files  wrk -c64, random one of /small/0..999.bin (1 KiB each)
@@ -176,6 +180,8 @@ fi
 
 uses() { [[ ",$SERVERS," == *",$1,"* ]]; }
 uses_ringserve() { uses ringserve || uses ringserve-epoll || uses ringserve-static; }
+# The floor answers one fixed 1 KiB response to everything: only where that is the right answer.
+runs_in() { [[ $1 != floor ]] || [[ " small small-files churn " == *" $2 "* ]]; }
 has_scenario() { [[ ",$SCENARIOS," == *",$1,"* ]]; }
 has_https() { [[ ",$SCENARIOS," == *",https-"* ]]; }
 TLS=0    # 1 while an https-* scenario runs: the servers then serve HTTPS on their port
@@ -293,7 +299,13 @@ build_ringserve() {
         (cd "$ROOT" && cargo build --release --target "$MUSL_TARGET" >&2) \
             || die "cargo build --release --target $MUSL_TARGET failed"
     fi
+    FLOOR_BIN="$ROOT/target/release/examples/floor"
+    if (( BUILD )) && uses floor; then
+        say "cargo build --release --example floor"
+        (cd "$ROOT" && cargo build --release --example floor >&2) || die "building the floor failed"
+    fi
     local bins=() bin
+    if uses floor; then bins+=("$FLOOR_BIN"); fi
     if uses ringserve || uses ringserve-epoll; then bins+=("$RINGSERVE_BIN"); fi
     if uses ringserve-static; then bins+=("$RINGSERVE_STATIC_BIN"); fi
     for bin in ${bins[@]+"${bins[@]}"}; do
@@ -462,6 +474,7 @@ start_server() {    # start_server NAME PORT TAG
         lighttpd)
             write_lighttpd_conf "$dir" "$port"
             SERVER_CMD=(lighttpd -D -f "$dir/lighttpd.conf") ;;
+        floor) SERVER_CMD=("$FLOOR_BIN" "127.0.0.1:$port") ;;
     esac
     echo "+ ${SERVER_CMD[*]}" >"$log"
     taskset -c "$SERVER_CPU" "${SERVER_CMD[@]}" >>"$log" 2>&1 </dev/null 9>&- &
@@ -490,11 +503,11 @@ start_server() {    # start_server NAME PORT TAG
     fi
 }
 
-start_servers() {    # start_servers TAG: fresh instances of all servers on fresh free ports
+start_servers() {    # start_servers TAG: fresh instances of the scenario's servers on fresh free ports
     local tag=$1 ports i=0 name
     read -r -a ports <<<"$("${HELPER[@]}" free-ports "${#SERVER_LIST[@]}")"
     for name in "${SERVER_LIST[@]}"; do
-        start_server "$name" "${ports[i]}" "$tag"
+        if runs_in "$name" "$tag"; then start_server "$name" "${ports[i]}" "$tag"; fi
         i=$((i + 1))
     done
 }
@@ -504,6 +517,7 @@ sanity_check() {    # once per server and invocation; problems become warnings i
     local name=$1
     [[ -n "${SERVER_PID[$name]:-}" && -z "${CHECKED[$name]:-}" ]] || return 0
     (( TLS )) && return 0    # the helper's check speaks plain HTTP
+    [[ $name == floor ]] && return 0    # it serves no files
     CHECKED[$name]=1
     if ! "${HELPER[@]}" check --port "${SERVER_PORT[$name]}" --corpus "$CORPUS" 2>"$WORK/check.err"; then
         cat "$WORK/check.err" >&2
@@ -688,6 +702,7 @@ version_of() {
         ringserve|ringserve-epoll|ringserve-static) echo "$commit" ;;
         nginx) nginx -v 2>&1 | sed 's/^nginx version: //' ;;
         lighttpd) lighttpd -v 2>&1 | head -n1 | awk '{print $1}' ;;
+        floor) echo "examples/floor.rs" ;;
         wrk) wrk -v 2>&1 | head -n1 | awk '{print $1, $2}' ;;
     esac
 }
@@ -703,11 +718,15 @@ for sc in "${SCENARIO_LIST[@]}"; do
     if [[ $sc == https-* ]]; then TLS=1; else TLS=0; fi
     start_servers "$sc"
     if [[ $sc == idle10k ]]; then
-        for name in "${SERVER_LIST[@]}"; do measure_idle "$name"; done
+        for name in "${SERVER_LIST[@]}"; do
+            if runs_in "$name" "$sc"; then measure_idle "$name"; fi
+        done
     else
         for name in "${SERVER_LIST[@]}"; do sanity_check "$name"; done
         for ((run = 1; run <= RUNS; run++)); do
-            for name in "${SERVER_LIST[@]}"; do measure "$sc" "$name" "$run"; done
+            for name in "${SERVER_LIST[@]}"; do
+                if runs_in "$name" "$sc"; then measure "$sc" "$name" "$run"; fi
+            done
         done
     fi
     stop_servers

@@ -625,7 +625,9 @@ def cmd_report(a):
     idle = [json.loads(l) for l in open(a.idle) if l.strip()] if a.idle and os.path.exists(a.idle) else []
 
     refs = [s for s in servers if s.startswith("ringserve")] or servers[:1]
-    peers = [s for s in servers if s not in refs]
+    # The floor (examples/floor.rs) is no peer: every server's cost is set against it instead.
+    floor = "floor" if "floor" in servers else None
+    peers = [s for s in servers if s not in refs and s != floor]
 
     # medians per (scenario, server)
     cell = {}
@@ -671,7 +673,10 @@ def cmd_report(a):
       "**others** = CPU used meanwhile by processes outside the server and this benchmark, in % of one "
       "core: when it is not ≈0 the machine was shared and srv cost is inflated (proc cost much less so). "
       "**peak RSS** = VmHWM summed over the server's processes. Ratios are ringserve ÷ peer: "
-      "for cost lower is better, for throughput (req/s; MiB/s for `large`) higher is better.")
+      "for cost lower is better, for throughput (req/s; MiB/s for `large`) higher is better. "
+      "**cost ÷ floor** (small, small-files, churn) = each server's srv cost ÷ that of the floor, "
+      "the cheapest responder one can write (`examples/floor.rs`: a fixed 1 KiB answer from "
+      "memory, one send per request head): 1.00× is as cheap as serving can get.")
     notes = []
     if a.notes and os.path.exists(a.notes):
         notes = [l.rstrip() for l in open(a.notes) if l.strip()]
@@ -698,6 +703,8 @@ def cmd_report(a):
     hdr = ["scenario", "server", "req/s", "MiB/s", "p50", "p99", "srv cost", "proc cost",
            "srv busy", "cli busy", "others", "peak RSS"]
     ratio_hdr = [f"cost ÷ {p}" for p in peers] + [f"thr ÷ {p}" for p in peers]
+    if floor:
+        ratio_hdr.append("cost ÷ floor")
     hdr += ratio_hdr + ["errors"]
     w("| " + " | ".join(hdr) + " |")
     w("|" + "|".join(["---", "---"] + ["--:"] * (len(hdr) - 2)) + "|")
@@ -729,6 +736,12 @@ def cmd_report(a):
                     tr.append(fmt_ratio(t))
                 else:
                     cr.append("–")
+                    tr.append("–")
+            if floor:
+                fm = cell.get((sc, floor))
+                if fm and fm["runs"] and m["srv_cost"] and fm["srv_cost"]:
+                    tr.append(f"{m['srv_cost'] / fm['srv_cost']:.2f}×")
+                else:
                     tr.append("–")
             errs = []
             if m["errors"]:
