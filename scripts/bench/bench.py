@@ -31,7 +31,7 @@ HZ = os.sysconf("SC_CLK_TCK")
 GIB = 1 << 30
 MIB = 1 << 20
 # Scenarios measured per GiB sent rather than per request.
-LARGE = ("large", "https-large")
+LARGE = ("large", "large-paced", "https-large")
 
 
 # --------------------------------------------------------------------------- processes
