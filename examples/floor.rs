@@ -23,7 +23,9 @@ struct Client {
 }
 
 fn main() -> io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8099".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8099".into());
     let listener = TcpListener::bind(&addr)?;
     listener.set_nonblocking(true)?;
     // Accepted sockets inherit it, as ringserve's do.

@@ -70,24 +70,7 @@ struct Cgroup {
 impl Cgroup {
     fn create(name: &str) -> Option<Cgroup> {
         let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-        let v1 = cgroups.lines().find_map(|l| {
-            let (_, rest) = l.split_once(':')?;
-            let (controllers, path) = rest.split_once(':')?;
-            controllers
-                .split(',')
-                .any(|c| c == "memory")
-                .then_some(path)
-        });
-        let (base, limit_file) = match v1 {
-            Some(path) => (
-                format!("/sys/fs/cgroup/memory{path}"),
-                "memory.limit_in_bytes",
-            ),
-            None => {
-                let path = cgroups.lines().find_map(|l| l.strip_prefix("0::"))?;
-                (format!("/sys/fs/cgroup{path}"), "memory.max")
-            }
-        };
+        let (base, limit_file) = ringserve::sys::memory_cgroup(&cgroups)?;
         let dir = std::path::Path::new(&base).join(format!("{name}-{}", std::process::id()));
         std::fs::create_dir(&dir).ok()?;
         let cgroup = Cgroup { dir, limit_file };

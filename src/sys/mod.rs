@@ -20,7 +20,7 @@ pub use file::{lock_exclusive, openat2, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS};
 pub use pipe::{
     pipe, splice_from_file, splice_from_socket, splice_to_file, splice_to_socket, tee, write,
 };
-pub use process::{clock_ticks, fd_limit, page_size, take_inherited, MemoryProbe};
+pub use process::{clock_ticks, fd_limit, memory_cgroup, page_size, take_inherited, MemoryProbe};
 pub use signal::{block_signals, wait_signal, SignalEvent};
 pub use socket::{accept, discard, probe_ktls, recv, send, sendfile, SENDFILE_MAX};
 pub use user::{lookup_user, switch_user, Account, Switched};

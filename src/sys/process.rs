@@ -72,8 +72,8 @@ impl MemoryProbe {
     pub fn open() -> MemoryProbe {
         let limit = std::fs::read_to_string("/proc/self/cgroup")
             .ok()
-            .and_then(|cgroups| cgroup_limit_file(&cgroups))
-            .and_then(|file| std::fs::File::open(file).ok());
+            .and_then(|cgroups| memory_cgroup(&cgroups))
+            .and_then(|(dir, file)| std::fs::File::open(format!("{dir}/{file}")).ok());
         MemoryProbe {
             statm: std::fs::File::open("/proc/self/statm").ok(),
             limit,
@@ -98,9 +98,10 @@ impl MemoryProbe {
     }
 }
 
-/// The file holding the memory limit of the cgroup `/proc/self/cgroup` names: the v1 memory
-/// controller's where it is mounted (hybrid hierarchies), else the v2 one's.
-fn cgroup_limit_file(cgroups: &str) -> Option<String> {
+/// The directory of the memory cgroup that `cgroups` (the text of `/proc/self/cgroup`) names,
+/// and the name of its limit file in it: the v1 memory controller's where it is mounted on its
+/// own (hybrid hierarchies), else the v2 one's.
+pub fn memory_cgroup(cgroups: &str) -> Option<(String, &'static str)> {
     let v1 = cgroups.lines().find_map(|l| {
         let (_, rest) = l.split_once(':')?;
         let (controllers, path) = rest.split_once(':')?;
@@ -110,10 +111,13 @@ fn cgroup_limit_file(cgroups: &str) -> Option<String> {
             .then_some(path)
     });
     match v1 {
-        Some(path) => Some(format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes")),
+        Some(path) => Some((
+            format!("/sys/fs/cgroup/memory{path}"),
+            "memory.limit_in_bytes",
+        )),
         None => {
             let path = cgroups.lines().find_map(|l| l.strip_prefix("0::"))?;
-            Some(format!("/sys/fs/cgroup{path}/memory.max"))
+            Some((format!("/sys/fs/cgroup{path}"), "memory.max"))
         }
     }
 }
@@ -126,14 +130,17 @@ mod tests {
     fn the_limit_file_follows_the_hierarchy() {
         let hybrid = "4:memory:/a/b\n1:cpu:/\n0::/\n";
         assert_eq!(
-            cgroup_limit_file(hybrid).as_deref(),
-            Some("/sys/fs/cgroup/memory/a/b/memory.limit_in_bytes")
+            memory_cgroup(hybrid),
+            Some(("/sys/fs/cgroup/memory/a/b".into(), "memory.limit_in_bytes"))
         );
         let v2 = "0::/system.slice/ringserve.service\n";
         assert_eq!(
-            cgroup_limit_file(v2).as_deref(),
-            Some("/sys/fs/cgroup/system.slice/ringserve.service/memory.max")
+            memory_cgroup(v2),
+            Some((
+                "/sys/fs/cgroup/system.slice/ringserve.service".into(),
+                "memory.max"
+            ))
         );
-        assert_eq!(cgroup_limit_file(""), None);
+        assert_eq!(memory_cgroup(""), None);
     }
 }
