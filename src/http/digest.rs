@@ -9,6 +9,8 @@
 
 use base64::Engine;
 
+use super::trim_ows;
+
 /// A digest algorithm offered for downloads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DigestAlg {
@@ -33,7 +35,7 @@ impl DigestAlg {
 pub fn wanted(value: &[u8]) -> Option<DigestAlg> {
     let mut best: Option<(u8, DigestAlg)> = None;
     for member in value.split(|&b| b == b',') {
-        let member = trim(member);
+        let member = trim_ows(member);
         let (key, rest) = match member.iter().position(|&b| b == b'=') {
             Some(i) => (&member[..i], &member[i + 1..]),
             None => return None, // a bare key is `true`, not the integer this field holds
@@ -90,18 +92,6 @@ fn is_key(key: &[u8]) -> bool {
         }
         None => false,
     }
-}
-
-fn trim(s: &[u8]) -> &[u8] {
-    let start = s
-        .iter()
-        .position(|&b| b != b' ' && b != b'\t')
-        .unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|&b| b != b' ' && b != b'\t')
-        .map_or(start, |e| e + 1);
-    &s[start..end]
 }
 
 #[cfg(test)]
