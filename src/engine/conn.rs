@@ -86,6 +86,8 @@ pub struct Worker {
     pub(super) scratch: Scratch,
     /// Pipes lent to connections on the splice and prebuilt paths.
     pub(super) pipes: PipePool,
+    /// TCP paces its connections itself (BBR): see [`super::send`] on heads and file bytes.
+    pub(super) tcp_paced: bool,
     /// Prebuilt copies of hot small responses.
     pub(super) prebuilt: Prebuilt,
     /// Plaintext an HTTPS connection's input carried, handed to its session (reused).
@@ -133,6 +135,7 @@ impl Worker {
             top: TopFiles::new(TOP_FILES),
             scratch: Scratch::default(),
             pipes,
+            tcp_paced: false,
             prebuilt,
             out_pool: OutPool::default(),
             tls_plain: Vec::new(),
@@ -236,7 +239,7 @@ impl Conn {
             (true, None) => return None,
         };
         let peer = if want_peer {
-            peer_ip(&sock)
+            sys::peer_ip(sock.as_fd())
         } else {
             IpAddr::V4(Ipv4Addr::UNSPECIFIED)
         };
@@ -587,13 +590,4 @@ impl Conn {
             let _ = super::tls::write_records(tls, self.sock.as_fd());
         }
     }
-}
-
-/// The peer's IP address, unspecified if it cannot be had.
-fn peer_ip(sock: &OwnedFd) -> IpAddr {
-    socket2::SockRef::from(sock)
-        .peer_addr()
-        .ok()
-        .and_then(|a| a.as_socket())
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
 }

@@ -3,7 +3,7 @@
 //! deadlines, drain, wait: [`drive`]). A backend adds only how it waits for I/O.
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use super::conn::{Next, Worker};
@@ -45,6 +45,8 @@ impl<E> Reactor<E> {
                 }));
             }
         }
+        w.tcp_paced =
+            (setup.listeners.first()).is_some_and(|l| crate::sys::paces_itself(l.as_fd()));
         let r = Reactor {
             w,
             conns: Conns::default(),

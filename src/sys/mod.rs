@@ -22,7 +22,9 @@ pub use pipe::{
 };
 pub use process::{clock_ticks, fd_limit, memory_cgroup, page_size, take_inherited, MemoryProbe};
 pub use signal::{block_signals, wait_signal, SignalEvent};
-pub use socket::{accept, discard, probe_ktls, recv, send, sendfile, SENDFILE_MAX};
+pub use socket::{
+    accept, discard, paces_itself, peer_ip, probe_ktls, recv, send, sendfile, SENDFILE_MAX,
+};
 pub use user::{lookup_user, switch_user, Account, Switched};
 pub use watch::{Change, Watcher};
 

@@ -1,7 +1,8 @@
 //! Sockets: non-blocking send and receive, dropping unwanted input in the kernel,
-//! `sendfile(2)` and `accept4(2)`.
+//! `sendfile(2)` and `accept4(2)`, and what a socket says of itself.
 
 use std::io;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use super::cvt;
@@ -81,6 +82,24 @@ pub fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     }
     // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether TCP paces its own transmissions on connections accepted from `listener`: its
+/// congestion control is BBR, which asks for pacing (done by TCP itself where the `fq` qdisc
+/// does not), read with `TCP_CONGESTION`. Accepted connections inherit the listener's.
+pub fn paces_itself(listener: BorrowedFd<'_>) -> bool {
+    socket2::SockRef::from(&listener)
+        .tcp_congestion()
+        .is_ok_and(|cc| cc.starts_with(b"bbr"))
+}
+
+/// The peer's IP address, unspecified if it cannot be had.
+pub fn peer_ip(sock: BorrowedFd<'_>) -> IpAddr {
+    socket2::SockRef::from(&sock)
+        .peer_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
 }
 
 /// Whether the kernel can take TLS records over from user space (kTLS): installs the `tls`
