@@ -94,6 +94,8 @@ pub struct Worker {
     tls_plain: Vec<u8>,
     /// File bytes on their way to being encrypted (reused; sized on first use).
     pub(super) tls_buf: Vec<u8>,
+    /// Buffers lent to HTTPS connections while records wait in them.
+    pub(super) tls_bufs: crate::tls::BufferPool,
     /// This worker's TLS settings (its own session cache), from the configuration's.
     pub(super) tls: Option<Arc<rustls::ServerConfig>>,
     /// Response states lent to connections while they send.
@@ -140,6 +142,7 @@ impl Worker {
             out_pool: OutPool::default(),
             tls_plain: Vec::new(),
             tls_buf: Vec::new(),
+            tls_bufs: Default::default(),
             tls,
             uploads: None,
             disk: None,
@@ -350,7 +353,7 @@ impl Conn {
         let mut plain = std::mem::take(&mut w.tls_plain);
         plain.clear();
         let handshaking = tls.is_handshaking();
-        let received = tls.receive(data, &mut plain);
+        let received = tls.receive(data, &mut plain, &mut w.tls_bufs);
         if handshaking && (received.is_err() || !tls.is_handshaking()) {
             w.metrics.tls_handshake(received.is_ok());
         }
@@ -361,7 +364,7 @@ impl Conn {
             Ok(()) => self.drive(w, |s, cx, host| s.on_input(&plain, cx, host)),
         };
         w.tls_plain = plain;
-        self.send_records(next)
+        self.send_records(next, w)
     }
 
     /// Whether the connection would take its input straight from the socket now (an upload
@@ -428,14 +431,14 @@ impl Conn {
     /// The socket became writable again after [`Next::Write`].
     pub fn on_writable(&mut self, w: &mut Worker) -> Next {
         if let Some(tls) = self.tls.as_deref_mut() {
-            match super::tls::write_records(tls, self.sock.as_fd()) {
+            match super::tls::write_records(tls, self.sock.as_fd(), &mut w.tls_bufs) {
                 Ok(true) => {}
                 Ok(false) => return Next::Write,
                 Err(_) => return Next::Close,
             }
         }
         let next = self.drive(w, |s, cx, host| s.on_writable(cx, host));
-        self.send_records(next)
+        self.send_records(next, w)
     }
 
     /// The connection's deadline passed: a paced response goes on; anything else timed out.
@@ -444,7 +447,7 @@ impl Conn {
         if next == Next::Reset {
             w.metrics.rejected(Reject::Timeout);
         }
-        self.send_records(next)
+        self.send_records(next, w)
     }
 
     /// What the session waits for when nothing new happened.
@@ -459,7 +462,7 @@ impl Conn {
     /// On an HTTPS connection, writes the records the TLS state holds (handshake messages,
     /// alerts) after an event; a connection that has more to write than the socket takes
     /// waits for writability.
-    fn send_records(&mut self, next: Next) -> Next {
+    fn send_records(&mut self, next: Next, w: &mut Worker) -> Next {
         let Some(tls) = self.tls.as_deref_mut() else {
             return next;
         };
@@ -467,7 +470,7 @@ impl Conn {
             // Best effort: the close follows whatever happens.
             return next;
         }
-        match super::tls::write_records(tls, self.sock.as_fd()) {
+        match super::tls::write_records(tls, self.sock.as_fd(), &mut w.tls_bufs) {
             Ok(true) => next,
             Ok(false) => Next::Write,
             Err(_) => Next::Close,
@@ -532,7 +535,7 @@ impl Conn {
                 // Before the FIN: once the client sees the close, the connection no longer
                 // counts.
                 self.permit = None;
-                self.close_tls();
+                self.close_tls(w);
                 let shut = socket2::SockRef::from(&self.sock).shutdown(std::net::Shutdown::Write);
                 if shut.is_ok() {
                     Next::Read
@@ -571,7 +574,10 @@ impl Conn {
         // Before the FIN: once the client sees the close, the connection no longer counts.
         self.permit = None;
         if !reset {
-            self.close_tls();
+            self.close_tls(w);
+        }
+        if let Some(tls) = self.tls.as_deref_mut() {
+            tls.release(&mut w.tls_bufs);
         }
         self.tail != Tail::Sent
             && !reset
@@ -584,10 +590,10 @@ impl Conn {
 impl Conn {
     /// Ends an HTTPS connection's TLS stream with `close_notify`, written if the socket takes
     /// it at once (the close does not wait for it).
-    fn close_tls(&mut self) {
+    fn close_tls(&mut self, w: &mut Worker) {
         if let Some(tls) = self.tls.as_deref_mut() {
-            tls.close();
-            let _ = super::tls::write_records(tls, self.sock.as_fd());
+            tls.close(&mut w.tls_bufs);
+            let _ = super::tls::write_records(tls, self.sock.as_fd(), &mut w.tls_bufs);
         }
     }
 }

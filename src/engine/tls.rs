@@ -10,7 +10,7 @@ use crate::http::Chunk;
 use crate::metrics::BodyKind;
 use crate::policy::Allowance;
 use crate::sys;
-use crate::tls::{Tls, CHUNK};
+use crate::tls::{BufferPool, Tls, CHUNK};
 
 use super::conn::Worker;
 use super::out_pool::Out;
@@ -29,11 +29,15 @@ impl Write for Socket<'_> {
     }
 }
 
-/// Writes the records `tls` holds to `sock`: `Ok(true)` when all are out, `Ok(false)` when
-/// the socket is full.
-pub fn write_records(tls: &mut Tls, sock: BorrowedFd<'_>) -> io::Result<bool> {
+/// Writes the records `tls` holds to `sock`: `Ok(true)` when all are out (their buffer back in
+/// `pool`), `Ok(false)` when the socket is full.
+pub fn write_records(
+    tls: &mut Tls,
+    sock: BorrowedFd<'_>,
+    pool: &mut BufferPool,
+) -> io::Result<bool> {
     loop {
-        match tls.write_records(&mut Socket(sock)) {
+        match tls.write_records(&mut Socket(sock), pool) {
             Ok(()) => return Ok(true),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -52,7 +56,7 @@ pub fn send(
     w: &mut Worker,
 ) -> io::Result<Progress> {
     loop {
-        if !write_records(tls, sock)? {
+        if !write_records(tls, sock, &mut w.tls_bufs)? {
             return Ok(Progress::Blocked);
         }
         let Some(&chunk) = out.chunks.get(out.cursor.0) else {
@@ -62,10 +66,7 @@ pub fn send(
         let (taken, kind) = match chunk {
             Chunk::Mem { start, end } => {
                 let piece = &out.bytes[start + done as usize..end];
-                (
-                    tls.encrypt(&piece[..piece.len().min(CHUNK)]),
-                    BodyKind::Memory,
-                )
+                (tls.encrypt(piece, &mut w.tls_bufs), BodyKind::Memory)
             }
             Chunk::File { offset, len } => {
                 let mut want = (len - done).min(CHUNK as u64);
@@ -82,7 +83,7 @@ pub fn send(
                 if got == 0 {
                     return Err(io::ErrorKind::UnexpectedEof.into());
                 }
-                (tls.encrypt(&buf[..got]), BodyKind::Tls)
+                (tls.encrypt(&buf[..got], &mut w.tls_bufs), BodyKind::Tls)
             }
         };
         if taken == 0 {

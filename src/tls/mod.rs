@@ -6,12 +6,16 @@
 //! plaintext to the HTTP/1 session, and encrypts what the session sends into records it writes
 //! to the socket. TLS thus sits between the transport and the session, which sees plaintext
 //! only. File bytes pass through user space here (userspace TLS must encrypt them), read and
-//! encrypted a few records at a time.
+//! encrypted a few records at a time. rustls runs through its unbuffered API: the bytes a
+//! connection has waiting (a partial record in, records out) sit in buffers lent from the
+//! worker's [`BufferPool`] only while they wait, so an idle connection holds none.
 
+mod buffers;
 mod certs;
 mod ocsp;
 mod stream;
 
+pub use buffers::BufferPool;
 pub use certs::{per_worker, server_config, CertFiles};
 pub use stream::{Fatal, Tls, CHUNK};
 

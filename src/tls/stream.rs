@@ -1,15 +1,25 @@
 //! One connection's TLS state, sans I/O: ciphertext in, plaintext out for the HTTP/1 session,
-//! and plaintext in, records out for the transport to write. rustls does the protocol; this
-//! is the small surface the engine drives it through.
+//! and plaintext in, records out for the transport to write. rustls does the protocol through
+//! its unbuffered API: the ciphertext waiting for the rest of its record and the records
+//! waiting for the socket sit in buffers lent from the worker's [`BufferPool`] only while
+//! they hold bytes, so an idle connection holds rustls's state and nothing more.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::sync::Arc;
 
-use rustls::{ServerConfig, ServerConnection};
+use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
+use rustls::unbuffered::{ConnectionState, EncodeError, EncodeTlsData, EncryptError};
+use rustls::ServerConfig;
+
+use super::buffers::{BufferPool, Pending};
 
 /// Plaintext taken from rustls at a time when the transport asks for more to encrypt; keeps
 /// the records a response has in flight to a few.
 pub const CHUNK: usize = 16 * 1024;
+
+/// Room asked for one [`CHUNK`] of plaintext as records: one record's header, tag and
+/// content type, with margin.
+const RECORD_ROOM: usize = CHUNK + 64;
 
 /// Why a connection's TLS failed; the transport writes what alert rustls queued, then closes.
 #[derive(Debug)]
@@ -17,44 +27,98 @@ pub struct Fatal(pub rustls::Error);
 
 /// A TLS server connection.
 pub struct Tls {
-    conn: ServerConnection,
+    conn: UnbufferedServerConnection,
+    /// Ciphertext received short of a whole record.
+    incoming: Pending,
+    /// Records to write.
+    outgoing: Pending,
+    /// The peer's close_notify arrived: what follows is dropped.
+    peer_closed: bool,
 }
 
 impl Tls {
     /// A connection about to receive its ClientHello, under `config`.
     pub fn new(config: &Arc<ServerConfig>) -> Result<Tls, Fatal> {
-        ServerConnection::new(Arc::clone(config))
-            .map(|conn| Tls { conn })
-            .map_err(Fatal)
+        let conn = UnbufferedServerConnection::new(Arc::clone(config)).map_err(Fatal)?;
+        Ok(Tls {
+            conn,
+            incoming: Pending::default(),
+            outgoing: Pending::default(),
+            peer_closed: false,
+        })
     }
 
     /// Takes the received ciphertext `data` whole and appends the plaintext it carried to
     /// `plain`. An error is fatal: the alert rustls queued is still to be written.
-    pub fn receive(&mut self, mut data: &[u8], plain: &mut Vec<u8>) -> Result<(), Fatal> {
-        while !data.is_empty() {
-            // rustls takes as much as its buffer has room for, which the drain below keeps
-            // free; it takes nothing once the peer's close_notify has arrived, and then what
-            // follows is dropped.
-            match self.conn.read_tls(&mut data) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(_) => return Err(Fatal(rustls::Error::General("input overflow".into()))),
+    pub fn receive(
+        &mut self,
+        mut data: &[u8],
+        plain: &mut Vec<u8>,
+        pool: &mut BufferPool,
+    ) -> Result<(), Fatal> {
+        while !data.is_empty() && !self.peer_closed {
+            let n = self.incoming.append(data, pool);
+            data = &data[n..];
+            if let Err(e) = self.process(plain, pool) {
+                self.incoming.release(pool);
+                self.queue_alert(pool);
+                return Err(e);
             }
-            self.conn.process_new_packets().map_err(Fatal)?;
-            self.drain_plaintext(plain);
+        }
+        if self.peer_closed {
+            self.incoming.release(pool);
         }
         Ok(())
     }
 
-    fn drain_plaintext(&mut self, plain: &mut Vec<u8>) {
-        let mut reader = self.conn.reader();
-        let mut buf = [0; 4096];
+    /// Processes the whole records waiting in `incoming`: their plaintext to `plain`, the
+    /// handshake messages they call for to `outgoing`.
+    fn process(&mut self, plain: &mut Vec<u8>, pool: &mut BufferPool) -> Result<(), Fatal> {
         loop {
-            match reader.read(&mut buf) {
-                Ok(0) => return,
-                Ok(n) => plain.extend_from_slice(&buf[..n]),
-                // WouldBlock: nothing more for now; other errors surface as the peer's close.
-                Err(_) => return,
+            let status = self.conn.process_tls_records(self.incoming.bytes_mut());
+            let mut discard = status.discard;
+            let more = match status.state.map_err(Fatal)? {
+                ConnectionState::ReadTraffic(mut records) => {
+                    while let Some(record) = records.next_record() {
+                        let record = record.map_err(Fatal)?;
+                        discard += record.discard;
+                        plain.extend_from_slice(record.payload);
+                    }
+                    true
+                }
+                ConnectionState::EncodeTlsData(mut encode) => {
+                    encode_into(&mut encode, &mut self.outgoing, pool);
+                    true
+                }
+                // Its records wait in `outgoing` ahead of anything queued later, and leave
+                // in that order.
+                ConnectionState::TransmitTlsData(transmit) => {
+                    transmit.done();
+                    true
+                }
+                ConnectionState::PeerClosed => {
+                    self.peer_closed = true;
+                    false
+                }
+                // Early data is not enabled; waiting for input, or nothing to read.
+                _ => false,
+            };
+            self.incoming.consume(discard, pool);
+            if !more {
+                return Ok(());
+            }
+        }
+    }
+
+    /// After a fatal error, moves the alert rustls queued to `outgoing`.
+    fn queue_alert(&mut self, pool: &mut BufferPool) {
+        loop {
+            match self.conn.process_tls_records(&mut []).state {
+                Ok(ConnectionState::EncodeTlsData(mut encode)) => {
+                    encode_into(&mut encode, &mut self.outgoing, pool);
+                }
+                Ok(ConnectionState::TransmitTlsData(transmit)) => transmit.done(),
+                _ => return,
             }
         }
     }
@@ -66,34 +130,109 @@ impl Tls {
 
     /// Whether records are waiting to be written.
     pub fn wants_write(&self) -> bool {
-        self.conn.wants_write()
+        !self.outgoing.is_empty()
     }
 
-    /// Writes waiting records to `sock` until they are all out or it would block.
-    pub fn write_records(&mut self, sock: &mut impl Write) -> io::Result<()> {
-        while self.conn.wants_write() {
-            if self.conn.write_tls(sock)? == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
+    /// Writes waiting records to `sock` until they are all out or it would block; the buffer
+    /// they were in goes back to `pool`.
+    pub fn write_records(
+        &mut self,
+        sock: &mut impl Write,
+        pool: &mut BufferPool,
+    ) -> io::Result<()> {
+        while !self.outgoing.is_empty() {
+            match sock.write(self.outgoing.bytes())? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n => self.outgoing.consume(n, pool),
             }
         }
         Ok(())
     }
 
-    /// Encrypts as much of `plain` as rustls buffers (at least some once the handshake is
-    /// done); returns how much it took.
-    pub fn encrypt(&mut self, plain: &[u8]) -> usize {
-        self.conn.writer().write(plain).unwrap_or(0)
+    /// Encrypts up to a [`CHUNK`] of `plain` into records waiting to be written, once the
+    /// handshake is done; returns how much it took (0 before, or once the stream is closed).
+    pub fn encrypt(&mut self, plain: &[u8], pool: &mut BufferPool) -> usize {
+        let plain = &plain[..plain.len().min(CHUNK)];
+        let status = self.conn.process_tls_records(self.incoming.bytes_mut());
+        let discard = status.discard;
+        let taken = match status.state {
+            Ok(ConnectionState::WriteTraffic(mut traffic)) => {
+                let mut room = RECORD_ROOM;
+                loop {
+                    let out = self.outgoing.room(room, pool);
+                    match traffic.encrypt(plain, out) {
+                        Ok(n) => {
+                            self.outgoing.commit(n);
+                            break plain.len();
+                        }
+                        Err(EncryptError::InsufficientSize(s)) => room = s.required_size,
+                        Err(_) => break 0,
+                    }
+                }
+            }
+            // A handshake message queued since (a key update answered): out first.
+            Ok(ConnectionState::EncodeTlsData(mut encode)) => {
+                encode_into(&mut encode, &mut self.outgoing, pool);
+                usize::MAX
+            }
+            Ok(ConnectionState::TransmitTlsData(transmit)) => {
+                transmit.done();
+                usize::MAX
+            }
+            _ => 0,
+        };
+        self.incoming.consume(discard, pool);
+        if taken == usize::MAX {
+            return self.encrypt(plain, pool);
+        }
+        if self.outgoing.is_empty() {
+            self.outgoing.release(pool);
+        }
+        taken
     }
 
     /// Queues `close_notify`: the graceful end of the TLS stream (RFC 8446 §6.1).
-    pub fn close(&mut self) {
-        self.conn.send_close_notify();
+    pub fn close(&mut self, pool: &mut BufferPool) {
+        let status = self.conn.process_tls_records(&mut []);
+        if let Ok(ConnectionState::WriteTraffic(mut traffic)) = status.state {
+            let mut room = 64;
+            loop {
+                match traffic.queue_close_notify(self.outgoing.room(room, pool)) {
+                    Ok(n) => return self.outgoing.commit(n),
+                    Err(EncryptError::InsufficientSize(s)) => room = s.required_size,
+                    Err(_) => return,
+                }
+            }
+        }
+    }
+
+    /// Gives back the buffers a closing connection holds.
+    pub fn release(&mut self, pool: &mut BufferPool) {
+        self.incoming.release(pool);
+        self.outgoing.release(pool);
+    }
+}
+
+/// Encodes a handshake message rustls has ready into `out`, after what waits there.
+fn encode_into(
+    encode: &mut EncodeTlsData<'_, ServerConnectionData>,
+    out: &mut Pending,
+    pool: &mut BufferPool,
+) {
+    let mut room = 1;
+    loop {
+        match encode.encode(out.room(room, pool)) {
+            Ok(n) => return out.commit(n),
+            Err(EncodeError::InsufficientSize(s)) => room = s.required_size,
+            Err(_) => return,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
 
     #[test]
     fn garbage_is_fatal_and_answered_with_an_alert() {
@@ -103,8 +242,9 @@ mod tests {
         let (config, _) = crate::tls::server_config(&[files]).unwrap();
         let mut tls = Tls::new(&config).unwrap();
         let mut plain = Vec::new();
+        let mut pool = BufferPool::default();
         assert!(tls
-            .receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", &mut plain)
+            .receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", &mut plain, &mut pool)
             .is_err());
         assert!(plain.is_empty());
         assert!(tls.wants_write(), "an alert is queued");
@@ -167,12 +307,13 @@ mod tests {
         let name = "localhost".try_into().unwrap();
         let mut client = rustls::ClientConnection::new(Arc::new(client_config), name).unwrap();
         let mut plain = Vec::new();
+        let mut pool = BufferPool::default();
         while client.is_handshaking() || server.is_handshaking() {
             let mut wire = Vec::new();
             client.write_tls(&mut wire).unwrap();
-            server.receive(&wire, &mut plain).unwrap();
+            server.receive(&wire, &mut plain, &mut pool).unwrap();
             let mut back = Vec::new();
-            server.write_records(&mut back).unwrap();
+            server.write_records(&mut back, &mut pool).unwrap();
             client.read_tls(&mut &back[..]).unwrap();
             client.process_new_packets().unwrap();
         }
@@ -189,11 +330,12 @@ mod tests {
         let mut wire = Vec::new();
         client.write_tls(&mut wire).unwrap();
         let mut plain = Vec::new();
-        server.receive(&wire, &mut plain).unwrap();
+        let mut pool = BufferPool::default();
+        server.receive(&wire, &mut plain, &mut pool).unwrap();
         assert_eq!(plain, b"GET / HTTP/1.1\r\n\r\n");
-        assert_eq!(server.encrypt(b"HTTP/1.1 200 OK\r\n\r\n"), 19);
+        assert_eq!(server.encrypt(b"HTTP/1.1 200 OK\r\n\r\n", &mut pool), 19);
         let mut back = Vec::new();
-        server.write_records(&mut back).unwrap();
+        server.write_records(&mut back, &mut pool).unwrap();
         client.read_tls(&mut &back[..]).unwrap();
         client.process_new_packets().unwrap();
         let mut got = vec![0; 19];
@@ -214,7 +356,69 @@ mod tests {
             wire.extend_from_slice(&[0; 0x1000]);
         }
         let mut plain = Vec::new();
-        assert!(server.receive(&wire, &mut plain).is_ok());
+        let mut pool = BufferPool::default();
+        assert!(server.receive(&wire, &mut plain, &mut pool).is_ok());
         assert!(plain.is_empty());
+    }
+
+    #[test]
+    fn a_record_split_across_receives_waits_in_a_lent_buffer_until_whole() {
+        let (mut server, mut client) = connected();
+        client
+            .writer()
+            .write_all(b"GET /a HTTP/1.1\r\n\r\n")
+            .unwrap();
+        let mut wire = Vec::new();
+        client.write_tls(&mut wire).unwrap();
+        let (first, rest) = wire.split_at(wire.len() / 2);
+        let (mut plain, mut pool) = (Vec::new(), BufferPool::default());
+        server.receive(first, &mut plain, &mut pool).unwrap();
+        assert!(plain.is_empty());
+        assert!(server.incoming.holds_buffer(), "half a record is kept");
+        server.receive(rest, &mut plain, &mut pool).unwrap();
+        assert_eq!(plain, b"GET /a HTTP/1.1\r\n\r\n");
+        assert!(!server.incoming.holds_buffer());
+    }
+
+    #[test]
+    fn an_idle_connection_holds_no_buffer() {
+        let (mut server, mut client) = connected();
+        let mut pool = BufferPool::default();
+        let body = vec![b'x'; 3 * CHUNK + 5];
+        let mut got = Vec::new();
+        let mut sent = 0;
+        while sent < body.len() {
+            sent += server.encrypt(&body[sent..], &mut pool);
+            let mut back = Vec::new();
+            server.write_records(&mut back, &mut pool).unwrap();
+            assert!(!server.outgoing.holds_buffer(), "given back once written");
+            // rustls's client takes a few KiB at a time.
+            let mut wire = &back[..];
+            while !wire.is_empty() {
+                client.read_tls(&mut wire).unwrap();
+                client.process_new_packets().unwrap();
+            }
+            let mut buf = [0; 4096];
+            while let Ok(n) = client.reader().read(&mut buf) {
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+        assert!(got == body, "{} bytes of {}", got.len(), body.len());
+        assert!(!server.incoming.holds_buffer());
+        assert_eq!(pool.free(), 1, "one buffer served the whole response");
+        // A socket that takes nothing keeps the records, and their buffer, until it does.
+        assert_eq!(server.encrypt(b"more", &mut pool), 4);
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        assert!(server.write_records(&mut Full, &mut pool).is_err());
+        assert!(server.wants_write() && server.outgoing.holds_buffer());
+        server.release(&mut pool);
     }
 }
