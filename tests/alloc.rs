@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ringserve::config::Config;
-use ringserve::engine::conn::{Conn, Next, Worker};
+use ringserve::engine::conn::{Conn, Next};
+use ringserve::engine::worker::Worker;
 use ringserve::fs::{FileCache, Root};
 use ringserve::metrics::access_log::{AccessLog, Reopen};
 use ringserve::metrics::{WorkerHandle, WorkerMetrics};

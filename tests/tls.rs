@@ -29,6 +29,7 @@ backend_tests!(
     ocsp_stapled_when_it_holds,
     aria2c_splits_a_download_over_https,
     uploads_over_https_are_exact,
+    kernel_tls_where_the_kernel_has_it,
 );
 
 /// A test CA and two server certificates it signed, for `localhost` and `other.test`.
@@ -437,10 +438,11 @@ fn plain_and_https_side_by_side(backend: Backend) {
     let plain = server.fetch(&get(&format!("/{PAGE}")));
     let mut conn = Conn::connect_tls(addr, "localhost", &pki.client());
     let secure = conn.roundtrip(&get(&format!("/{PAGE}")));
-    // Start-up says whether the kernel could take the records over, and that it does not.
+    // Start-up says whether the kernel takes the records over, and with which ciphers.
     let ktls = server.wait_line("ringserve: https: ");
     assert!(
-        ktls.ends_with("records are encrypted in user space"),
+        ktls.ends_with("records are encrypted in user space")
+            || ktls.contains("kernel TLS offload (kTLS) for AES-128-GCM"),
         "{ktls}"
     );
     assert_eq!(plain.status, 200);
@@ -625,4 +627,43 @@ fn uploads_over_https_are_exact(backend: Backend) {
             got.len()
         );
     }
+}
+
+/// Where the kernel has kTLS, sessions go to it after their handshake: bytes stay exact on
+/// the same connection before and after (a whole file with sendfile, a range, a small one),
+/// and the metrics count the connection. Skips, saying why, where the kernel has none.
+fn kernel_tls_where_the_kernel_has_it(backend: Backend) {
+    let (corpus, pki) = (Corpus::new(), Pki::new());
+    let (server, addr) = start(backend, corpus.root(), &pki, &["--admin", "127.0.0.1:0"]);
+    let line = server.wait_line("ringserve: https: ");
+    if !line.contains("(kTLS) for") {
+        println!("skipped: no kernel TLS here: {line}");
+        return;
+    }
+    let admin: std::net::SocketAddr = server
+        .wait_line("ringserve: admin listening on ")
+        .trim()
+        .parse()
+        .unwrap();
+    let mut conn = Conn::connect_tls(addr, "localhost", &pki.client());
+    for name in [PAGE, MIB, ONE, MIB] {
+        let resp = conn.roundtrip(&get(&format!("/{name}")));
+        assert!(
+            resp.status == 200 && resp.body == corpus.read(name),
+            "{name}"
+        );
+    }
+    let range = conn.roundtrip(&req(
+        "GET",
+        &format!("/{MIB}"),
+        &["Range: bytes=1000-70999"],
+    ));
+    assert_eq!(range.status, 206);
+    assert!(range.body == corpus.read(MIB)[1000..71000]);
+    let metrics = Conn::connect(admin).roundtrip(&get("/metrics"));
+    let text = String::from_utf8(metrics.body).unwrap();
+    let handed = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ringserve_tls_kernel_connections_total "));
+    assert_eq!(handed, Some("1"), "{text}");
 }

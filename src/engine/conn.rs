@@ -20,29 +20,21 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Arc;
-use std::time::{Instant, UNIX_EPOCH};
 
-use crate::config::Config;
-use crate::http::date::DateCache;
-use crate::http::h1::{Action, Cx, Session, Settings};
-use crate::metrics::{Reject, TopFiles, WorkerHandle};
-use crate::policy::{Admission, ConnPermit, Policy};
-use crate::serve::{Handler, Scratch};
+use crate::http::h1::{Action, Cx, Session};
+use crate::metrics::Reject;
+use crate::policy::{Admission, ConnPermit};
 use crate::tls::Tls;
 
 use super::exchange::{finish, Exchange};
-use super::out_pool::{Out, OutPool};
-use super::pipes::{Pipe, PipePool};
-use super::prebuilt::Prebuilt;
+use super::out_pool::Out;
+use super::pipes::Pipe;
 use super::receiving::{Landed, Receiving};
 use super::send::Tail;
 use super::timer::{Deadline, TimerKey};
-use crate::metrics::access_log::AccessLog;
+use super::tls::Kernel;
+use super::worker::Worker;
 use crate::sys;
-
-/// Paths tracked per worker for the most-downloaded list.
-const TOP_FILES: usize = 64;
 
 /// What the connection needs from its backend next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,147 +50,6 @@ pub enum Next {
     /// A deadline passed mid-request or mid-response: close with RST (nginx
     /// `reset_timedout_connection`), so no unsent data lingers in the kernel.
     Reset,
-}
-
-/// Per-worker state every connection of the worker uses while it is being driven.
-pub struct Worker {
-    /// The static-file handler.
-    pub handler: Handler,
-    /// Run-time configuration.
-    pub config: Arc<Config>,
-    /// `Date` header value, refreshed once per second.
-    pub date: DateCache,
-    /// Time of the current loop turn.
-    pub now: Instant,
-    /// Set once the server is shutting down: every response then closes its connection.
-    pub draining: bool,
-    /// Buffered access log.
-    pub log: AccessLog,
-    /// Pacing and protection.
-    pub policy: Policy,
-    /// Wall-clock time of the current loop turn in Unix seconds (for signed-link expiry).
-    pub(super) unix_now: u64,
-    /// This worker's counters (read by the admin listener).
-    pub metrics: WorkerHandle,
-    /// Most downloaded files, published to `metrics` once a second.
-    pub(super) top: TopFiles,
-    /// The handler's reusable buffers.
-    pub(super) scratch: Scratch,
-    /// Pipes lent to connections on the splice and prebuilt paths.
-    pub(super) pipes: PipePool,
-    /// TCP paces its connections itself (BBR): see [`super::send`] on heads and file bytes.
-    pub(super) tcp_paced: bool,
-    /// Prebuilt copies of hot small responses.
-    pub(super) prebuilt: Prebuilt,
-    /// Plaintext an HTTPS connection's input carried, handed to its session (reused).
-    tls_plain: Vec<u8>,
-    /// File bytes on their way to being encrypted (reused; sized on first use).
-    pub(super) tls_buf: Vec<u8>,
-    /// Buffers lent to HTTPS connections while records wait in them.
-    pub(super) tls_bufs: crate::tls::BufferPool,
-    /// This worker's TLS settings (its own session cache), from the configuration's.
-    pub(super) tls: Option<Arc<rustls::ServerConfig>>,
-    /// Response states lent to connections while they send.
-    pub(super) out_pool: OutPool,
-    /// Uploads, when `--uploads` is given.
-    pub uploads: Option<Arc<crate::upload::Uploads>>,
-    /// The pool that does uploads' disk work (writes, sync, digest, publish) off the worker.
-    pub disk: Option<Arc<crate::upload::pool::Pool>>,
-    /// Where the pool's results for this worker's connections land.
-    pub(super) landed: Option<Arc<crate::upload::pool::Done<TimerKey, Landed>>>,
-    /// Reads memory use against the process's limits (see [`crate::policy::memory`]).
-    memory: sys::MemoryProbe,
-}
-
-impl Worker {
-    /// Worker state serving with `handler` under `config`.
-    pub fn new(
-        handler: Handler,
-        config: Arc<Config>,
-        log: AccessLog,
-        policy: Policy,
-        metrics: WorkerHandle,
-    ) -> Worker {
-        let mut date = DateCache::new();
-        date.update(std::time::SystemTime::now());
-        let pipes = PipePool::new(metrics.clone());
-        let prebuilt = Prebuilt::new(Instant::now(), config.workers, sys::fd_limit());
-        let tls = config.tls.as_ref().map(crate::tls::per_worker);
-        Worker {
-            handler,
-            config,
-            date,
-            now: Instant::now(),
-            draining: false,
-            log,
-            policy,
-            unix_now: 0,
-            metrics,
-            top: TopFiles::new(TOP_FILES),
-            scratch: Scratch::default(),
-            pipes,
-            tcp_paced: false,
-            prebuilt,
-            out_pool: OutPool::default(),
-            tls_plain: Vec::new(),
-            tls_buf: Vec::new(),
-            tls_bufs: Default::default(),
-            tls,
-            uploads: None,
-            disk: None,
-            landed: None,
-            memory: sys::MemoryProbe::open(),
-        }
-    }
-
-    /// Advances the worker's clock (once per loop turn).
-    pub fn tick(&mut self) {
-        self.now = Instant::now();
-        let wall = std::time::SystemTime::now();
-        self.date.update(wall);
-        self.log.tick(wall);
-        self.unix_now = wall.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        self.policy.tick(self.now);
-        let (hits, misses) = self.handler.cache_stats();
-        self.metrics.cache_totals(hits, misses);
-        self.top.publish(self.now, &self.metrics);
-        self.prebuilt.sweep(self.now);
-    }
-
-    /// Reads the clocks again after the loop's wait, which may have lasted up to a second:
-    /// the events of the turn are then handled at their own time (deadlines, expiry, pacing,
-    /// `Date`), not at the time the wait began.
-    pub fn clock(&mut self) {
-        self.now = Instant::now();
-        let wall = std::time::SystemTime::now();
-        self.date.update(wall);
-        self.log.tick(wall);
-        self.unix_now = wall.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    }
-
-    /// The session settings of the configuration in force.
-    fn session_settings(&self) -> Settings {
-        let c = &self.config;
-        Settings {
-            limits: c.limits.clone(),
-            header_timeout: c.header_timeout,
-            keepalive_timeout: c.keepalive_timeout,
-            send_timeout: c.send_timeout,
-            body_timeout: c.body_timeout,
-            lingering_timeout: c.lingering_timeout,
-            lingering_time: c.lingering_time,
-            keepalive_requests: c.keepalive_requests,
-        }
-    }
-
-    /// What a session is told with an event of this loop turn.
-    fn cx<'a>(&self, settings: &'a Settings) -> Cx<'a> {
-        Cx {
-            now: self.now,
-            draining: self.draining,
-            settings,
-        }
-    }
 }
 
 /// One client connection: the HTTP/1 session and the transport that carries out its actions.
@@ -222,6 +73,8 @@ pub struct Conn {
     eof: bool,
     /// The TLS state of an HTTPS connection, between the socket and the session.
     tls: Option<Box<Tls>>,
+    /// Who makes this HTTPS connection's records: rustls, or the kernel (kTLS).
+    kernel: Kernel,
     /// The upload receiving the current request's body, if any.
     upload: Option<Box<Receiving>>,
     /// The session's deadline, kept in sync with the worker's timer queue.
@@ -276,6 +129,7 @@ impl Conn {
             tail: Tail::Sent,
             eof: false,
             tls,
+            kernel: Kernel::No,
             upload: None,
             deadline,
             key: TimerKey { idx: 0, gen: 0 },
@@ -370,17 +224,32 @@ impl Conn {
     /// Whether the connection would take its input straight from the socket now (an upload
     /// body spliced to its file, see [`Conn::read_direct`]): a backend that receives eagerly
     /// stops, and waits for readability instead.
+    /// An HTTPS session ready for the kernel waits the same way ([`Kernel::Ready`]).
     pub fn wants_direct(&self) -> bool {
-        self.tls.is_none()
-            && self.session.wants_direct()
-            && self.upload.as_deref().is_some_and(Receiving::receiving)
+        let plain = self.tls.is_none() && self.kernel == Kernel::No;
+        self.kernel == Kernel::Ready
+            || plain
+                && self.session.wants_direct()
+                && self.upload.as_deref().is_some_and(Receiving::receiving)
     }
 
     /// The socket has input the backend has not read: a request body the session can take
     /// without reading it (an upload spliced to its file) is moved now. `None`: read the
     /// input as usual. With `Some`, whether the socket was drained.
     pub fn read_direct(&mut self, w: &mut Worker) -> Option<(Next, bool)> {
-        if self.tls.is_some() {
+        if self.kernel == Kernel::Ready {
+            // Nothing read ahead: the session goes to the kernel, which decrypts what waits.
+            return Some(
+                match super::tls::offload(&mut self.tls, self.sock.as_fd(), w) {
+                    Ok(handed) => {
+                        self.kernel = if handed { Kernel::Yes } else { Kernel::No };
+                        (Next::Read, false)
+                    }
+                    Err(_) => (Next::Close, false),
+                },
+            );
+        }
+        if self.tls.is_some() || self.kernel == Kernel::Yes {
             return None;
         }
         let (next, drained) = self.drive_with(w, |s, cx, host| match s.on_readable(cx, host) {
@@ -461,7 +330,8 @@ impl Conn {
 
     /// On an HTTPS connection, writes the records the TLS state holds (handshake messages,
     /// alerts) after an event; a connection that has more to write than the socket takes
-    /// waits for writability.
+    /// waits for writability. One that waits for its next request with nothing in flight
+    /// may go to the kernel ([`Kernel::Ready`]).
     fn send_records(&mut self, next: Next, w: &mut Worker) -> Next {
         let Some(tls) = self.tls.as_deref_mut() else {
             return next;
@@ -471,7 +341,15 @@ impl Conn {
             return next;
         }
         match super::tls::write_records(tls, self.sock.as_fd(), &mut w.tls_bufs) {
-            Ok(true) => next,
+            Ok(true) => {
+                let quiet = next == Next::Read && self.session.between_requests();
+                let tls = self
+                    .tls
+                    .as_deref()
+                    .filter(|_| quiet && self.upload.is_none());
+                self.kernel = super::tls::kernel_ready(tls, w);
+                next
+            }
             Ok(false) => Next::Write,
             Err(_) => Next::Close,
         }
@@ -513,6 +391,7 @@ impl Conn {
             out: &mut self.out,
             pipe: &mut self.pipe,
             tail: &mut self.tail,
+            secure: self.tls.is_some() || self.kernel == Kernel::Yes,
             tls: self.tls.as_deref_mut(),
             upload: &mut self.upload,
             key: self.key,
@@ -591,6 +470,9 @@ impl Conn {
     /// Ends an HTTPS connection's TLS stream with `close_notify`, written if the socket takes
     /// it at once (the close does not wait for it).
     fn close_tls(&mut self, w: &mut Worker) {
+        if self.kernel == Kernel::Yes {
+            let _ = sys::ktls_close_notify(self.sock.as_fd());
+        }
         if let Some(tls) = self.tls.as_deref_mut() {
             tls.close(&mut w.tls_bufs);
             let _ = super::tls::write_records(tls, self.sock.as_fd(), &mut w.tls_bufs);

@@ -16,10 +16,10 @@ use crate::upload::{Answer, Begin, Receiver};
 
 use super::receiving::Receiving;
 
-use super::conn::Worker;
 use super::out_pool::Out;
 use super::pipes::Pipe;
 use super::send::{response_len, send, Progress, Tail};
+use super::worker::Worker;
 
 /// The session's host on a real connection: plans responses with the worker's handler and
 /// policies, and sends them on the socket.
@@ -31,7 +31,10 @@ pub struct Exchange<'a> {
     pub(super) out: &'a mut Option<Box<Out>>,
     pub(super) pipe: &'a mut Option<Pipe>,
     pub(super) tail: &'a mut Tail,
-    /// The TLS state of an HTTPS connection: responses are encrypted through it.
+    /// The connection is HTTPS (records made by rustls or by the kernel).
+    pub(super) secure: bool,
+    /// The TLS state of an HTTPS connection whose records rustls makes: responses are
+    /// encrypted through it.
     pub(super) tls: Option<&'a mut Tls>,
     /// The upload whose request body is arriving, if any.
     pub(super) upload: &'a mut Option<Box<Receiving>>,
@@ -93,7 +96,7 @@ impl Host for Exchange<'_> {
         }
         let w = &mut *self.w;
         let out = self.out.get_or_insert_with(|| w.out_pool.take());
-        let secure = self.tls.is_some();
+        let secure = self.secure;
         let cx = Context {
             date: w.date.get(),
             limits: &w.config.limits,
@@ -178,7 +181,7 @@ impl Host for Exchange<'_> {
             limits: &w.config.limits,
             keep_alive: false,
             server: b"ringserve",
-            hsts: w.config.hsts.as_deref().filter(|_| self.tls.is_some()),
+            hsts: w.config.hsts.as_deref().filter(|_| self.secure),
         };
         let planned = response::error(status, false, false, &cx, &mut out.bytes, &mut out.chunks);
         let lens = (response_len(&out.chunks), planned.body_len);
@@ -303,7 +306,7 @@ impl Exchange<'_> {
             limits: &w.config.limits,
             keep_alive,
             server: b"ringserve",
-            hsts: w.config.hsts.as_deref().filter(|_| self.tls.is_some()),
+            hsts: w.config.hsts.as_deref().filter(|_| self.secure),
         };
         let planned = response::upload(
             answer.status,

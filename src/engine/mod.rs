@@ -25,6 +25,7 @@ pub mod timer;
 mod tls;
 #[allow(unsafe_code)] // the ring boundary: submissions that lend the kernel memory
 mod uring;
+pub mod worker;
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -34,7 +35,7 @@ use std::sync::{mpsc, Arc};
 use crate::config::{AccessLog as LogDest, BackendChoice, Config};
 use reload::Watch;
 
-use conn::Worker;
+use worker::Worker;
 
 /// Shutdown request shared by the signal thread, the admin listener and the workers.
 #[derive(Clone, Default)]

@@ -6,10 +6,11 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::conn::{Next, Worker};
+use super::conn::Next;
 use super::conns::Conns;
 use super::reload::{Update, Watch};
 use super::timer::TimerKey;
+use super::worker::Worker;
 use super::{want_peer, worker_share, Shutdown, WorkerSetup};
 
 /// The state both backends hold for a worker.

@@ -8,10 +8,10 @@ use crate::http::h1::Direct;
 use crate::http::Method;
 use crate::upload::{Answer, Receiver};
 
-use super::conn::Worker;
 use super::exchange::Exchange;
 use super::pipes::{Pipe, PIPE_SIZE};
 use super::timer::TimerKey;
+use super::worker::Worker;
 
 /// Most bytes received into a buffer per batch when they must be seen (hashed).
 const BATCH: usize = 256 * 1024;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use super::conn::Worker;
+use super::worker::Worker;
 use crate::config::Config;
 use crate::fs::Root;
 use crate::metrics::access_log::AccessLog;
@@ -66,7 +66,8 @@ impl Update {
             }
         }
         w.policy.reload(c.policy.clone(), self.shared.clone());
-        w.tls = c.tls.as_ref().map(crate::tls::per_worker);
+        let to_kernel = !w.ktls.is_empty();
+        w.tls = (c.tls.as_ref()).map(|c| crate::tls::per_worker(c, to_kernel));
         w.config = Arc::clone(c);
     }
 }

@@ -13,9 +13,9 @@ use crate::http::Chunk;
 use crate::metrics::BodyKind;
 use crate::policy::Allowance;
 
-use super::conn::Worker;
 use super::out_pool::Out;
 use super::pipes::{Pipe, PipePool, PIPE_SIZE};
+use super::worker::Worker;
 use crate::sys;
 
 /// How a connection's last response keeps its tail back until the shutdown at close sends

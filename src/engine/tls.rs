@@ -12,9 +12,50 @@ use crate::policy::Allowance;
 use crate::sys;
 use crate::tls::{BufferPool, Tls, CHUNK};
 
-use super::conn::Worker;
 use super::out_pool::Out;
 use super::send::{advance, Progress};
+use super::worker::Worker;
+
+/// Who makes an HTTPS connection's records.
+#[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
+pub enum Kernel {
+    /// rustls, in user space.
+    #[default]
+    No,
+    /// rustls still, but the session can go to the kernel (kTLS): it does at the next input,
+    /// once the backend has stopped receiving ahead (see [`offload`]).
+    Ready,
+    /// The kernel: the connection sends and receives plaintext, file bodies with
+    /// `sendfile`.
+    Yes,
+}
+
+/// Whether the session in `tls` can go to the kernel now, given what this worker's probe
+/// found ([`Kernel::Ready`]).
+pub fn kernel_ready(tls: Option<&Tls>, w: &Worker) -> Kernel {
+    match tls {
+        Some(tls) if tls.kernel_cipher(w.ktls).is_some() => Kernel::Ready,
+        _ => Kernel::No,
+    }
+}
+
+/// Hands the session in `slot` to the kernel: installs its keys on `sock` (kTLS). Called with
+/// no input read ahead of the session (the backend stopped receiving), so the kernel decrypts
+/// from the next record on. `Ok(false)`: the session stays in user space. An error leaves the
+/// connection without a session: it closes.
+pub fn offload(
+    slot: &mut Option<Box<Tls>>,
+    sock: BorrowedFd<'_>,
+    w: &mut Worker,
+) -> io::Result<bool> {
+    let Some(tls) = slot.take_if(|t| t.kernel_cipher(w.ktls).is_some()) else {
+        return Ok(false);
+    };
+    let (tx, rx) = (*tls).into_kernel().map_err(|e| io::Error::other(e.0))?;
+    sys::ktls_install(sock, &tx, &rx)?;
+    w.metrics.tls_kernel();
+    Ok(true)
+}
 
 /// The socket as rustls writes records to it: non-blocking sends.
 struct Socket<'a>(BorrowedFd<'a>);

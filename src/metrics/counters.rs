@@ -164,6 +164,8 @@ pub struct WorkerMetrics {
     pub(super) pipes_in_use: AtomicU64,
     /// TLS handshakes completed, and failed (a protocol error from the client).
     pub(super) tls_handshakes: [AtomicU64; 2],
+    /// HTTPS connections whose records were handed to the kernel (kTLS) after the handshake.
+    pub(super) tls_kernel: AtomicU64,
     /// Upload body bytes: spliced, copied.
     pub(super) upload_bytes: [AtomicU64; 2],
     pub(super) upload_answers: [AtomicU64; 5],
@@ -226,6 +228,12 @@ impl WorkerMetrics {
     #[inline]
     pub fn tls_handshake(&self, ok: bool) {
         add(&self.tls_handshakes[usize::from(!ok)], 1);
+    }
+
+    /// An HTTPS connection's records were handed to the kernel (kTLS).
+    #[inline]
+    pub fn tls_kernel(&self) {
+        add(&self.tls_kernel, 1);
     }
 
     /// `n` bytes of upload bodies were received: `spliced` straight to the file, or copied

@@ -56,6 +56,11 @@ pub fn render(workers: &[WorkerMetrics], draining: bool, out: &mut String) {
         );
     }
 
+    let help = "HTTPS connections handed to the kernel's TLS (kTLS) after their handshake: \
+                their records are made by the kernel, file bodies go out with sendfile.";
+    e.family("tls_kernel_connections_total", "counter", help);
+    e.sample(&[], sum(&|w| read(&w.tls_kernel)));
+
     let help = "Bytes of upload bodies received, by path (splice: socket to file, never \
                 in user space; copied: through the worker, to be hashed).";
     e.family("upload_bytes_total", "counter", help);

@@ -21,8 +21,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
 use crate::config::{Config, Sources};
-use crate::engine::conn::Worker;
 use crate::engine::reload::{Reloads, Watch};
+use crate::engine::worker::Worker;
 use crate::engine::{self, Chosen, Shutdown, WorkerSetup};
 use crate::fs::{Digests, FileCache};
 use crate::metrics::access_log::{AccessLog, Reopen};
@@ -174,11 +174,12 @@ pub fn run(config: Config, sources: Sources) -> io::Result<()> {
         eprintln!("ringserve: {note}");
     }
     if !tls_bound.is_empty() {
-        // Offloading records to the kernel is not built yet (#15); say what the kernel has.
+        // Each worker probes for itself; say what the kernel offers.
         match sys::probe_ktls() {
-            Ok(()) => eprintln!(
-                "ringserve: https: the kernel offers TLS offload (kTLS), not used yet: records \
-                 are encrypted in user space"
+            Ok(ciphers) => eprintln!(
+                "ringserve: https: kernel TLS offload (kTLS) for {}: after its handshake a \
+                 connection's records are made by the kernel, file bodies go out with sendfile",
+                ciphers.names()
             ),
             Err(e) => eprintln!(
                 "ringserve: https: no kernel TLS offload (TCP_ULP \"tls\": {e}): records are \

@@ -4,6 +4,7 @@
 
 mod event;
 mod file;
+mod ktls;
 mod pipe;
 mod process;
 mod signal;
@@ -17,14 +18,13 @@ pub use event::{
     epoll_add, epoll_create, epoll_del, epoll_wait, eventfd, eventfd_drain, eventfd_signal,
 };
 pub use file::{lock_exclusive, openat2, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS};
+pub use ktls::{ktls_close_notify, ktls_install, probe_ktls, CryptoInfo, KtlsCipher, KtlsCiphers};
 pub use pipe::{
     pipe, splice_from_file, splice_from_socket, splice_to_file, splice_to_socket, tee, write,
 };
 pub use process::{clock_ticks, fd_limit, memory_cgroup, page_size, take_inherited, MemoryProbe};
 pub use signal::{block_signals, wait_signal, SignalEvent};
-pub use socket::{
-    accept, discard, paces_itself, peer_ip, probe_ktls, recv, send, sendfile, SENDFILE_MAX,
-};
+pub use socket::{accept, discard, paces_itself, peer_ip, recv, send, sendfile, SENDFILE_MAX};
 pub use user::{lookup_user, switch_user, Account, Switched};
 pub use watch::{Change, Watcher};
 

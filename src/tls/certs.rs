@@ -142,8 +142,10 @@ const SESSIONS_PER_WORKER: usize = 4096;
 
 /// A worker's own copy of `shared`: the same certificates and ticket key, with a session cache
 /// of its own, so no lock is shared between workers on a handshake.
-pub fn per_worker(shared: &Arc<ServerConfig>) -> Arc<ServerConfig> {
+/// `to_kernel`: the worker hands sessions to the kernel (kTLS), which needs their secrets.
+pub fn per_worker(shared: &Arc<ServerConfig>, to_kernel: bool) -> Arc<ServerConfig> {
     let mut config = ServerConfig::clone(shared);
+    config.enable_secret_extraction = to_kernel;
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSIONS_PER_WORKER);
     Arc::new(config)
 }

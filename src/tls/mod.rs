@@ -12,6 +12,7 @@
 
 mod buffers;
 mod certs;
+mod kernel;
 mod ocsp;
 mod stream;
 

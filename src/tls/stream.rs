@@ -12,6 +12,8 @@ use rustls::unbuffered::{ConnectionState, EncodeError, EncodeTlsData, EncryptErr
 use rustls::ServerConfig;
 
 use super::buffers::{BufferPool, Pending};
+use super::kernel;
+use crate::sys::{CryptoInfo, KtlsCipher, KtlsCiphers};
 
 /// Plaintext taken from rustls at a time when the transport asks for more to encrypt; keeps
 /// the records a response has in flight to a few.
@@ -206,6 +208,36 @@ impl Tls {
         }
     }
 
+    /// The kernel cipher the session could go on with (kTLS), if it is among `ciphers` and
+    /// the session is at a point where it can be handed over: handshake done, the peer not
+    /// closed, nothing waiting in either direction.
+    pub fn kernel_cipher(&self, ciphers: KtlsCiphers) -> Option<KtlsCipher> {
+        let quiet = self.incoming.is_empty() && self.outgoing.is_empty() && !self.peer_closed;
+        if ciphers.is_empty() || self.conn.is_handshaking() || !quiet {
+            return None;
+        }
+        let cipher = kernel::cipher_of(self.conn.negotiated_cipher_suite()?)?;
+        ciphers.contains(cipher).then_some(cipher)
+    }
+
+    /// Hands the session to the kernel: the keys to send with and to receive with, for
+    /// [`crate::sys::ktls_install`]. Call only once [`Tls::kernel_cipher`] agreed (and with
+    /// a configuration that allows extracting secrets); the user-space state is gone
+    /// afterwards whatever the outcome. Key updates are not followed: a peer's key update
+    /// ends the connection (its record fails the kernel's `recv`).
+    pub fn into_kernel(self) -> Result<(CryptoInfo, CryptoInfo), Fatal> {
+        let version = self.conn.protocol_version();
+        let (secrets, _) = self
+            .conn
+            .dangerous_into_kernel_connection()
+            .map_err(Fatal)?;
+        let version = version.ok_or(Fatal(rustls::Error::HandshakeNotComplete))?;
+        let tx = kernel::crypto_info(version, secrets.tx);
+        let rx = kernel::crypto_info(version, secrets.rx);
+        tx.zip(rx)
+            .ok_or_else(|| Fatal(rustls::Error::General("no kernel cipher".into())))
+    }
+
     /// Gives back the buffers a closing connection holds.
     pub fn release(&mut self, pool: &mut BufferPool) {
         self.incoming.release(pool);
@@ -295,6 +327,7 @@ mod tests {
         let (cert, key) = crate::tls::tests::self_signed(dir.path(), "localhost");
         let files = crate::tls::tests::files(&cert, &key);
         let (config, _) = crate::tls::server_config(&[files]).unwrap();
+        let config = crate::tls::per_worker(&config, true);
         let mut server = Tls::new(&config).unwrap();
         #[allow(deprecated)] // the server's provider (see certs.rs)
         let provider = rustls::crypto::ring::default_provider();
@@ -420,5 +453,90 @@ mod tests {
         assert!(server.write_records(&mut Full, &mut pool).is_err());
         assert!(server.wants_write() && server.outgoing.holds_buffer());
         server.release(&mut pool);
+    }
+
+    #[test]
+    fn a_quiet_session_goes_to_the_kernel_with_its_keys() {
+        let all = KtlsCiphers::all();
+        let (mut server, mut client) = connected();
+        // Waiting for the rest of a record: not now.
+        client
+            .writer()
+            .write_all(b"GET / HTTP/1.1\r\n\r\n")
+            .unwrap();
+        let mut wire = Vec::new();
+        client.write_tls(&mut wire).unwrap();
+        let (mut plain, mut pool) = (Vec::new(), BufferPool::default());
+        server.receive(&wire[..3], &mut plain, &mut pool).unwrap();
+        assert_eq!(server.kernel_cipher(all), None);
+        assert_eq!(server.kernel_cipher(KtlsCiphers::default()), None);
+        server.receive(&wire[3..], &mut plain, &mut pool).unwrap();
+        let cipher = server
+            .kernel_cipher(all)
+            .expect("quiet after a whole record");
+        let negotiated = client.negotiated_cipher_suite().unwrap();
+        assert_eq!(Some(cipher), kernel::cipher_of(negotiated));
+        assert!(server.into_kernel().is_ok());
+    }
+
+    /// The keys handed to the kernel are the session's: a record sealed with them as the
+    /// kernel seals a TLS 1.3 record is read by the client.
+    #[test]
+    fn the_keys_for_the_kernel_seal_records_the_client_reads() {
+        use ring::aead;
+        let (server, mut client) = connected();
+        let tls13 = Some(rustls::ProtocolVersion::TLSv1_3);
+        assert_eq!(client.protocol_version(), tls13);
+        let (tx, rx) = server.into_kernel().unwrap();
+        // The key, and the nonce of the direction's next record (its iv xor its sequence).
+        let key_nonce = |info: &CryptoInfo| {
+            let join =
+                |salt: &[u8], iv: &[u8]| -> [u8; 12] { [salt, iv].concat().try_into().unwrap() };
+            let (alg, key, mut nonce, seq) = match info {
+                CryptoInfo::Aes128Gcm(i) => {
+                    let iv = join(&i.salt, &i.iv);
+                    (&aead::AES_128_GCM, &i.key[..], iv, i.rec_seq)
+                }
+                CryptoInfo::Aes256Gcm(i) => {
+                    let iv = join(&i.salt, &i.iv);
+                    (&aead::AES_256_GCM, &i.key[..], iv, i.rec_seq)
+                }
+                CryptoInfo::Chacha20Poly1305(i) => {
+                    (&aead::CHACHA20_POLY1305, &i.key[..], i.iv, i.rec_seq)
+                }
+            };
+            for (n, s) in nonce[4..].iter_mut().zip(seq) {
+                *n ^= s;
+            }
+            let key = aead::LessSafeKey::new(aead::UnboundKey::new(alg, key).unwrap());
+            (key, aead::Nonce::assume_unique_for_key(nonce))
+        };
+        // Sent: a record sealed with the keys to send with.
+        let (key, nonce) = key_nonce(&tx);
+        let mut sealed = b"sealed as the kernel would".to_vec();
+        sealed.push(0x17); // the inner content type: application data
+        let len = sealed.len() + aead::MAX_TAG_LEN;
+        let header = [0x17, 0x03, 0x03, (len >> 8) as u8, len as u8];
+        key.seal_in_place_append_tag(nonce, aead::Aad::from(header), &mut sealed)
+            .unwrap();
+        let record = [&header[..], &sealed].concat();
+        client.read_tls(&mut &record[..]).unwrap();
+        client.process_new_packets().unwrap();
+        let mut got = [0; 26];
+        client.reader().read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"sealed as the kernel would");
+        // Received: the client's next record opens with the keys to receive with.
+        client
+            .writer()
+            .write_all(b"GET / HTTP/1.1\r\n\r\n")
+            .unwrap();
+        let mut wire = Vec::new();
+        client.write_tls(&mut wire).unwrap();
+        let (key, nonce) = key_nonce(&rx);
+        let header: [u8; 5] = wire[..5].try_into().unwrap();
+        let opened = key
+            .open_in_place(nonce, aead::Aad::from(header), &mut wire[5..])
+            .unwrap();
+        assert_eq!(opened, b"GET / HTTP/1.1\r\n\r\n\x17");
     }
 }

@@ -135,6 +135,16 @@ impl Session {
         self.phase == Phase::Idle && self.pending.is_empty()
     }
 
+    /// Whether no request is under way: none has begun yet, or the last one's response is
+    /// sent in full, and nothing of the next is buffered. The transport beneath may change
+    /// hands here (kTLS).
+    pub fn between_requests(&self) -> bool {
+        // `Head` with nothing buffered: a new connection (a partial head is kept in `pending`).
+        matches!(self.phase, Phase::Idle | Phase::Answered | Phase::Head)
+            && self.pending.is_empty()
+            && self.body.is_none()
+    }
+
     /// Whether the session only waits for its client to close: input may be dropped unread.
     pub fn lingering(&self) -> bool {
         self.phase == Phase::Lingering

@@ -195,6 +195,26 @@ fn a_keep_alive_request_is_answered_and_the_connection_waits_idle() {
 }
 
 #[test]
+fn between_requests_only_while_no_request_is_under_way() {
+    let mut h = Harness::new();
+    assert!(h.s.between_requests(), "a new connection");
+    h.host.flushes = [Flush::Blocked].into();
+    assert_eq!(h.input(GET_A), Action::Write);
+    assert!(!h.s.between_requests(), "a response waits for the socket");
+    assert_eq!(h.writable(), Action::Read);
+    assert!(h.s.between_requests());
+    assert_eq!(h.input(b"GET /b"), Action::Read);
+    assert!(!h.s.between_requests(), "half a head is buffered");
+    assert_eq!(h.input(b" HTTP/1.1\r\nHost: x\r\n\r\n"), Action::Read);
+    assert!(h.s.between_requests());
+    let post = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123";
+    assert_eq!(h.input(post), Action::Read);
+    assert!(!h.s.between_requests(), "a body is arriving");
+    assert_eq!(h.input(b"456789"), Action::Read);
+    assert!(h.s.between_requests());
+}
+
+#[test]
 fn pipelined_requests_are_answered_in_order_from_one_input() {
     let mut h = Harness::new();
     let input = [GET_A, GET_B, GET_C_CLOSE].concat();
