@@ -9,7 +9,7 @@ use std::io::Write;
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use ringserve::tls::{server_config, CertFiles, Tls};
+use ringserve::tls::{server_config, BufferPool, CertFiles, Tls};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
@@ -107,13 +107,13 @@ fuzz_target!(|input: (Vec<u8>, Vec<u16>, bool, Vec<u8>)| {
     let mut server = Tls::new(server()).unwrap();
     let mut client =
         ClientConnection::new(Arc::clone(client()), "localhost".try_into().unwrap()).unwrap();
-    let mut got = Vec::new();
+    let (mut got, mut pool) = (Vec::new(), BufferPool::default());
     while client.is_handshaking() {
         let mut wire = Vec::new();
         client.write_tls(&mut wire).unwrap();
-        server.receive(&wire, &mut got).unwrap();
+        server.receive(&wire, &mut got, &mut pool).unwrap();
         let mut back = Vec::new();
-        server.write_records(&mut back).unwrap();
+        server.write_records(&mut back, &mut pool).unwrap();
         client.read_tls(&mut &back[..]).unwrap();
         client.process_new_packets().unwrap();
     }
@@ -134,9 +134,10 @@ fuzz_target!(|input: (Vec<u8>, Vec<u16>, bool, Vec<u8>)| {
         let (piece, tail) = rest.split_at(n);
         rest = tail;
         server
-            .receive(piece, &mut got)
+            .receive(piece, &mut got, &mut pool)
             .expect("a well-behaved client's records");
     }
     assert_eq!(got, plaintext);
-    let _ = server.receive(&raw, &mut got);
+    let _ = server.receive(&raw, &mut got, &mut pool);
+    server.release(&mut pool);
 });
