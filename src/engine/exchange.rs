@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 use std::os::fd::BorrowedFd;
+use std::time::Duration;
 
 use crate::http::h1::{Direct, Flush, Host, Reply};
 use crate::http::response::{self, Context};
@@ -220,6 +221,8 @@ impl Host for Exchange<'_> {
             Ok(Progress::Done) => {}
             Ok(Progress::Blocked) => return Flush::Blocked,
             Ok(Progress::Paced(until)) => return Flush::Paced(until),
+            // Due just after this turn: the timer pass that resumes it ends, I/O comes first.
+            Ok(Progress::Yield) => return Flush::Paced(self.w.now + Duration::from_nanos(1)),
             Err(_) => return Flush::Failed,
         }
         if let Some(out) = self.out.take() {

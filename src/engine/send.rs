@@ -40,7 +40,23 @@ pub enum Progress {
     Blocked,
     /// The response is ahead of its rate until this instant.
     Paced(Instant),
+    /// The response had its [`TURN_BYTES`]: it goes on at the loop's next turn, after the
+    /// worker's other connections have had theirs.
+    Yield,
 }
+
+/// Most bytes one response hands the kernel in one turn of its worker's loop, as nginx's
+/// `sendfile_max_chunk` (2m): a client that reads a large file as fast as it arrives would
+/// otherwise hold the worker for the whole file, every other connection on it waiting.
+pub const TURN_BYTES: u64 = 2 << 20;
+
+/// Most file bytes one `sendfile` takes where TCP paces itself (BBR without the `fq` qdisc).
+/// A call that goes on for megabytes leaves TCP to send most of them from its pacing timer,
+/// about one timer interrupt per 80 KiB on loopback; calls of 128 KiB let more leave from the
+/// call itself: a 1 GiB stream to a client that keeps up moved 2× the bytes per second of
+/// the server's core (64 KiB and 256 KiB: 1.2-1.4×). Without pacing, calls this short cost
+/// 14 %, so there a call takes up to [`TURN_BYTES`] (perf/RESULTS.md, 2026-12-06).
+const PACED_TCP_CALL: u64 = 128 << 10;
 
 /// Sends the chunks of `out` from its cursor on, inline and non-blocking: heads with `send`,
 /// file bytes with `sendfile` (or through `pipe` with `splice`), each file chunk sized by the
@@ -57,6 +73,7 @@ pub fn send(
     if pipe.is_none() {
         start_prebuilt(out, pipe, w);
     }
+    let mut this_turn = 0;
     loop {
         let sent = if let Some(p) = pipe.as_mut().filter(|p| p.filled > 0) {
             let before = p.filled;
@@ -99,10 +116,9 @@ pub fn send(
                         .as_ref()
                         .ok_or(io::ErrorKind::InvalidInput)?
                         .as_fd();
-                    let (at, mut want) = (offset + done, len - done);
-                    if done == 0 && out.cursor.0 > 0 && w.tcp_paced {
-                        want = want.min(after_head(at));
-                    }
+                    let at = offset + done;
+                    let after_a_head = done == 0 && out.cursor.0 > 0;
+                    let mut want = call_len(len - done, at, this_turn, w.tcp_paced, after_a_head);
                     if let Some(pacing) = &mut out.pacing {
                         match pacing.allowance(w.now, want) {
                             Allowance::Send(n) => want = n,
@@ -132,6 +148,10 @@ pub fn send(
                 if socket_full && (out.cursor.0 == chunk || pipe.is_some()) {
                     // Wait for writability rather than try again only to get EAGAIN.
                     return Ok(Progress::Blocked);
+                }
+                this_turn += n as u64;
+                if this_turn >= TURN_BYTES && (remaining(out) > 0 || pipe.is_some()) {
+                    return Ok(Progress::Yield);
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Progress::Blocked),
@@ -217,6 +237,20 @@ fn fill(
     Ok(())
 }
 
+/// How many of the `left` file bytes from `at` the next call takes, `this_turn` bytes into
+/// the response's turn: no more than the rest of its [`TURN_BYTES`], and where TCP paces
+/// itself no more than [`PACED_TCP_CALL`], nor past [`after_head`] right after a head.
+fn call_len(left: u64, at: u64, this_turn: u64, paced_tcp: bool, after_a_head: bool) -> u64 {
+    let mut want = left.min(TURN_BYTES - this_turn);
+    if paced_tcp {
+        want = want.min(PACED_TCP_CALL);
+        if after_a_head {
+            want = want.min(after_head(at));
+        }
+    }
+    want
+}
+
 /// Most pages a socket buffer (`MAX_SKB_FRAGS`, 17 by default) holds besides the head that
 /// waits in it.
 const HEAD_SKB_PAGES: u64 = 16;
@@ -248,6 +282,17 @@ fn chunk_len(c: Chunk) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_call_takes_what_is_left_of_the_turn_and_less_where_tcp_paces() {
+        let page = sys::page_size() as u64;
+        assert_eq!(call_len(1 << 30, 0, 0, false, false), TURN_BYTES);
+        assert_eq!(call_len(1 << 30, 0, TURN_BYTES - 5, false, true), 5);
+        assert_eq!(call_len(1000, 0, 0, false, false), 1000);
+        assert_eq!(call_len(1 << 30, 0, 0, true, false), PACED_TCP_CALL);
+        assert_eq!(call_len(1 << 30, 100, 0, true, true), 16 * page - 100);
+        assert_eq!(call_len(1 << 30, 0, TURN_BYTES - 5, true, false), 5);
+    }
 
     #[test]
     fn the_first_bytes_after_a_head_end_at_the_sixteenth_page() {

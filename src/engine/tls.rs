@@ -13,7 +13,7 @@ use crate::sys;
 use crate::tls::{BufferPool, Tls, CHUNK};
 
 use super::out_pool::Out;
-use super::send::{advance, Progress};
+use super::send::{advance, Progress, TURN_BYTES};
 use super::worker::Worker;
 
 /// Who makes an HTTPS connection's records.
@@ -89,13 +89,14 @@ pub fn write_records(
 
 /// Sends the chunks of `out` from its cursor on through `tls`: each piece encrypted once the
 /// records before it are written, file chunks read with `pread` into the worker's buffer and
-/// sized by the response's pacing.
+/// sized by the response's pacing; at most [`TURN_BYTES`] in one turn of the loop.
 pub fn send(
     out: &mut Out,
     sock: BorrowedFd<'_>,
     tls: &mut Tls,
     w: &mut Worker,
 ) -> io::Result<Progress> {
+    let mut this_turn = 0;
     loop {
         if !write_records(tls, sock, &mut w.tls_bufs)? {
             return Ok(Progress::Blocked);
@@ -103,6 +104,9 @@ pub fn send(
         let Some(&chunk) = out.chunks.get(out.cursor.0) else {
             return Ok(Progress::Done);
         };
+        if this_turn >= TURN_BYTES {
+            return Ok(Progress::Yield);
+        }
         let done = out.cursor.1;
         let (taken, kind) = match chunk {
             Chunk::Mem { start, end } => {
@@ -131,5 +135,6 @@ pub fn send(
             return Err(io::ErrorKind::WriteZero.into());
         }
         advance(out, taken as u64, kind, w);
+        this_turn += taken as u64;
     }
 }
