@@ -22,7 +22,7 @@ fi
 
 ALL_SERVERS="ringserve ringserve-epoll ringserve-static nginx nginx-nocork lighttpd floor"
 MUSL_TARGET=x86_64-unknown-linux-musl
-ALL_SCENARIOS="small small-files large large-paced range churn idle10k https-small https-large https-churn"
+ALL_SCENARIOS="small small-files large large-paced large-sink range churn idle10k https-small https-large https-churn"
 
 SERVERS="ringserve,nginx,nginx-nocork,lighttpd,floor"
 SCENARIOS="small,small-files,large,range,churn,idle10k"
@@ -73,6 +73,10 @@ Options:
                                      throughput and the CPU per GiB compares like with like
                                      (on loopback the receiver's work lands on the sending
                                      core and grows with throughput); not in the default list
+                        large-sink   the same file to examples/sink.rs, which drops bodies in
+                                     the kernel (recv MSG_TRUNC) instead of copying them as wrk
+                                     does: the server's core, not the client's, is then the
+                                     bottleneck, and MiB/s and CPU-s per GiB are the server's
                         range        wrk -c64, random unaligned 64 KiB ranges of /100m.bin
                         churn        wrk -c64, 'Connection: close', /1k.bin
                         idle10k      RSS of the server idle, then with $IDLE_CONNS idle keep-alive
@@ -315,6 +319,12 @@ build_ringserve() {
         say "cargo build --release --example floor"
         (cd "$ROOT" && cargo build --release --example floor >&2) || die "building the floor failed"
     fi
+    SINK_BIN="$ROOT/target/release/examples/sink"
+    if (( BUILD )) && has_scenario large-sink; then
+        say "cargo build --release --example sink"
+        (cd "$ROOT" && cargo build --release --example sink >&2) || die "building the sink failed"
+    fi
+    if has_scenario large-sink && [[ ! -x "$SINK_BIN" ]]; then die "$SINK_BIN not found"; fi
     local bins=() bin
     if uses floor; then bins+=("$FLOOR_BIN"); fi
     if uses ringserve || uses ringserve-epoll; then bins+=("$RINGSERVE_BIN"); fi
@@ -557,7 +567,7 @@ wrk_args() {    # wrk_args SCENARIO PORT -> WRK_ARGS array (without -d)
     case "$sc" in
         small)       WRK_ARGS=(-c64 --timeout 10s -s "$WORK/lua/plain.lua" "$url/1k.bin") ;;
         small-files) WRK_ARGS=(-c64 --timeout 10s -s "$WORK/lua/small-files.lua" "$url/small/0.bin") ;;
-        large|large-paced) WRK_ARGS=(-c4 --timeout 60s -s "$WORK/lua/plain.lua" "$url/1g.bin") ;;
+        large|large-paced|large-sink) WRK_ARGS=(-c4 --timeout 60s -s "$WORK/lua/plain.lua" "$url/1g.bin") ;;
         range)       WRK_ARGS=(-c64 --timeout 10s -s "$WORK/lua/range.lua" "$url/100m.bin") ;;
         churn)       WRK_ARGS=(-c64 --timeout 10s -H 'Connection: close' -s "$WORK/lua/plain.lua" "$url/1k.bin") ;;
     esac
@@ -599,14 +609,16 @@ measure() {    # measure SCENARIO SERVER RUN: warm-up, then one measured wrk run
     mkdir -p "$WORK/runs"
     server_alive "$sc" "$name" "$run" || return 0
     wrk_args "$sc" "$port"
+    local client=(wrk)
+    [[ $sc == large-sink ]] && client=("$SINK_BIN")
     for ((attempt = 1; attempt <= MAX_ATTEMPTS; attempt++)); do
         base="$WORK/runs/$sc.$name.$run.$attempt"
         if (( WARMUP > 0 )); then
-            run_bounded $((WARMUP + 30)) "$base.warmup" taskset -c "$CLIENT_CPU" wrk -d"${WARMUP}s" "${WRK_ARGS[@]}" \
+            run_bounded $((WARMUP + 30)) "$base.warmup" taskset -c "$CLIENT_CPU" "${client[@]}" -d"${WARMUP}s" "${WRK_ARGS[@]}" \
                 || warn "$sc / $name run $run: warm-up wrk failed: $(tail -n 2 "$base.warmup" | tr '\n' ' ')"
         fi
         "${HELPER[@]}" sample --cpus "$SERVER_CPU,$CLIENT_CPU" --pid "$pid" --exclude $$ >"$base.before"
-        if ! run_bounded $((DURATION + 30)) "$base.wrk" taskset -c "$CLIENT_CPU" wrk -d"${DURATION}s" "${WRK_ARGS[@]}"; then
+        if ! run_bounded $((DURATION + 30)) "$base.wrk" taskset -c "$CLIENT_CPU" "${client[@]}" -d"${DURATION}s" "${WRK_ARGS[@]}"; then
             warn "$sc / $name run $run: wrk failed: $(tail -n 3 "$base.wrk" | tr '\n' ' ')"
         fi
         "${HELPER[@]}" sample --cpus "$SERVER_CPU,$CLIENT_CPU" --pid "$pid" --exclude $$ >"$base.after"

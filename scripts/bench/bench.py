@@ -31,7 +31,7 @@ HZ = os.sysconf("SC_CLK_TCK")
 GIB = 1 << 30
 MIB = 1 << 20
 # Scenarios measured per GiB sent rather than per request.
-LARGE = ("large", "large-paced", "https-large")
+LARGE = ("large", "large-paced", "large-sink", "https-large")
 
 
 # --------------------------------------------------------------------------- processes
@@ -611,7 +611,7 @@ def derive(rec):
 
 
 SCENARIO_LABEL = {
-    "small": "small", "small-files": "small-files", "large": "large", "range": "range",
+    "small": "small", "small-files": "small-files", "large": "large", "large-sink": "large-sink", "range": "range",
     "churn": "churn", "idle10k": "idle10k", "https-small": "https-small",
     "https-large": "https-large", "https-churn": "https-churn",
 }
