@@ -4,7 +4,6 @@
 
 use std::net::IpAddr;
 use std::os::fd::BorrowedFd;
-use std::time::Duration;
 
 use crate::http::h1::{Direct, Flush, Host, Reply};
 use crate::http::response::{self, Context};
@@ -221,8 +220,8 @@ impl Host for Exchange<'_> {
             Ok(Progress::Done) => {}
             Ok(Progress::Blocked) => return Flush::Blocked,
             Ok(Progress::Paced(until)) => return Flush::Paced(until),
-            // Due just after this turn: the timer pass that resumes it ends, I/O comes first.
-            Ok(Progress::Yield) => return Flush::Paced(self.w.now + Duration::from_nanos(1)),
+            // Due at once: resumed in the loop's next pass over deadlines, after its I/O.
+            Ok(Progress::Yield) => return Flush::Paced(self.w.now),
             Err(_) => return Flush::Failed,
         }
         if let Some(out) = self.out.take() {

@@ -201,13 +201,20 @@ pub trait Backend {
 /// The worker loop both backends share: reloads, deadlines, drain, wait.
 pub fn drive(b: &mut impl Backend, shutdown: &Shutdown, mut reload: Watch) -> io::Result<()> {
     let mut drain_deadline: Option<Instant> = None;
+    // The connections due in a pass, taken all before any is told: one that yields its turn
+    // (due again at once) then waits for the next pass, after the turn's I/O.
+    let mut due = Vec::new();
     loop {
         if let Some(update) = reload.poll() {
             take_update(b, &update, &reload);
         }
         b.worker().tick();
         let now = b.worker().now;
+        due.clear();
         while let Some(key) = b.pop_due(now) {
+            due.push(key);
+        }
+        for &key in &due {
             b.deadline(key);
         }
         if drain_deadline.is_none() && shutdown.is_requested() {
