@@ -120,11 +120,7 @@ impl Worker {
 
     /// Advances the worker's clock (once per loop turn).
     pub fn tick(&mut self) {
-        self.now = Instant::now();
-        let wall = std::time::SystemTime::now();
-        self.date.update(wall);
-        self.log.tick(wall);
-        self.unix_now = wall.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.clock();
         self.policy.tick(self.now);
         let (hits, misses) = self.handler.cache_stats();
         self.metrics.cache_totals(hits, misses);

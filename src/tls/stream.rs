@@ -353,15 +353,18 @@ mod tests {
         (server, client)
     }
 
+    /// The records `client` sends for `plain`.
+    fn records(client: &mut rustls::ClientConnection, plain: &[u8]) -> Vec<u8> {
+        client.writer().write_all(plain).unwrap();
+        let mut wire = Vec::new();
+        client.write_tls(&mut wire).unwrap();
+        wire
+    }
+
     #[test]
     fn plaintext_crosses_both_ways() {
         let (mut server, mut client) = connected();
-        client
-            .writer()
-            .write_all(b"GET / HTTP/1.1\r\n\r\n")
-            .unwrap();
-        let mut wire = Vec::new();
-        client.write_tls(&mut wire).unwrap();
+        let wire = records(&mut client, b"GET / HTTP/1.1\r\n\r\n");
         let mut plain = Vec::new();
         let mut pool = BufferPool::default();
         server.receive(&wire, &mut plain, &mut pool).unwrap();
@@ -397,12 +400,7 @@ mod tests {
     #[test]
     fn a_record_split_across_receives_waits_in_a_lent_buffer_until_whole() {
         let (mut server, mut client) = connected();
-        client
-            .writer()
-            .write_all(b"GET /a HTTP/1.1\r\n\r\n")
-            .unwrap();
-        let mut wire = Vec::new();
-        client.write_tls(&mut wire).unwrap();
+        let wire = records(&mut client, b"GET /a HTTP/1.1\r\n\r\n");
         let (first, rest) = wire.split_at(wire.len() / 2);
         let (mut plain, mut pool) = (Vec::new(), BufferPool::default());
         server.receive(first, &mut plain, &mut pool).unwrap();
@@ -460,12 +458,7 @@ mod tests {
         let all = KtlsCiphers::all();
         let (mut server, mut client) = connected();
         // Waiting for the rest of a record: not now.
-        client
-            .writer()
-            .write_all(b"GET / HTTP/1.1\r\n\r\n")
-            .unwrap();
-        let mut wire = Vec::new();
-        client.write_tls(&mut wire).unwrap();
+        let wire = records(&mut client, b"GET / HTTP/1.1\r\n\r\n");
         let (mut plain, mut pool) = (Vec::new(), BufferPool::default());
         server.receive(&wire[..3], &mut plain, &mut pool).unwrap();
         assert_eq!(server.kernel_cipher(all), None);
@@ -526,12 +519,7 @@ mod tests {
         client.reader().read_exact(&mut got).unwrap();
         assert_eq!(&got, b"sealed as the kernel would");
         // Received: the client's next record opens with the keys to receive with.
-        client
-            .writer()
-            .write_all(b"GET / HTTP/1.1\r\n\r\n")
-            .unwrap();
-        let mut wire = Vec::new();
-        client.write_tls(&mut wire).unwrap();
+        let mut wire = records(&mut client, b"GET / HTTP/1.1\r\n\r\n");
         let (key, nonce) = key_nonce(&rx);
         let header: [u8; 5] = wire[..5].try_into().unwrap();
         let opened = key
