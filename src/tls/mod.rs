@@ -62,6 +62,13 @@ pub(crate) mod tests {
         }
     }
 
+    /// Server settings with a fresh self-signed certificate for `localhost`.
+    pub fn localhost_config() -> std::sync::Arc<rustls::ServerConfig> {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = self_signed(dir.path(), "localhost");
+        super::server_config(&[files(&cert, &key)]).unwrap().0
+    }
+
     #[test]
     fn a_key_that_does_not_match_its_certificate_is_refused() {
         let dir = tempfile::tempdir().unwrap();

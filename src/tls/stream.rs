@@ -268,10 +268,7 @@ mod tests {
 
     #[test]
     fn garbage_is_fatal_and_answered_with_an_alert() {
-        let dir = tempfile::tempdir().unwrap();
-        let (cert, key) = crate::tls::tests::self_signed(dir.path(), "localhost");
-        let files = crate::tls::tests::files(&cert, &key);
-        let (config, _) = crate::tls::server_config(&[files]).unwrap();
+        let config = crate::tls::tests::localhost_config();
         let mut tls = Tls::new(&config).unwrap();
         let mut plain = Vec::new();
         let mut pool = BufferPool::default();
@@ -323,10 +320,7 @@ mod tests {
 
     /// A server state and a client that have finished their handshake in memory.
     fn connected() -> (Tls, rustls::ClientConnection) {
-        let dir = tempfile::tempdir().unwrap();
-        let (cert, key) = crate::tls::tests::self_signed(dir.path(), "localhost");
-        let files = crate::tls::tests::files(&cert, &key);
-        let (config, _) = crate::tls::server_config(&[files]).unwrap();
+        let config = crate::tls::tests::localhost_config();
         let config = crate::tls::per_worker(&config, true);
         let mut server = Tls::new(&config).unwrap();
         #[allow(deprecated)] // the server's provider (see certs.rs)
