@@ -1,8 +1,12 @@
 //! Pipes: creating them, and moving page references through them with `splice(2)` and
-//! `tee(2)`, so file bytes never enter user space.
+//! `tee(2)`, so file bytes never enter user space. The moves go through `rustix`'s direct
+//! syscalls: they are on every response's path, and libc's wrappers add a thread-cancellation
+//! check around each.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use rustix::pipe::SpliceFlags;
 
 use super::cvt;
 
@@ -29,18 +33,16 @@ pub fn splice_from_file(
     pipe_w: BorrowedFd<'_>,
     len: usize,
 ) -> io::Result<usize> {
-    let mut off = offset as libc::loff_t;
-    // SAFETY: `off` is a valid, exclusively borrowed loff_t for the duration of the call.
-    cvt(unsafe {
-        libc::splice(
-            file.as_raw_fd(),
-            &mut off,
-            pipe_w.as_raw_fd(),
-            std::ptr::null_mut(),
-            len,
-            libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE,
-        )
-    })
+    let mut off = offset;
+    let flags = SpliceFlags::NONBLOCK | SpliceFlags::MOVE;
+    Ok(rustix::pipe::splice(
+        file,
+        Some(&mut off),
+        pipe_w,
+        None,
+        len,
+        flags,
+    )?)
 }
 
 /// `splice(2)` of up to `len` bytes from a pipe to a socket (or to `/dev/null`, to empty the
@@ -51,21 +53,11 @@ pub fn splice_to_socket(
     len: usize,
     more: bool,
 ) -> io::Result<usize> {
-    let mut flags = libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE;
+    let mut flags = SpliceFlags::NONBLOCK | SpliceFlags::MOVE;
     if more {
-        flags |= libc::SPLICE_F_MORE;
+        flags |= SpliceFlags::MORE;
     }
-    // SAFETY: no pointer arguments besides the null offsets pipes and sockets require.
-    cvt(unsafe {
-        libc::splice(
-            pipe_r.as_raw_fd(),
-            std::ptr::null_mut(),
-            sock.as_raw_fd(),
-            std::ptr::null_mut(),
-            len,
-            flags,
-        )
-    })
+    Ok(rustix::pipe::splice(pipe_r, None, sock, None, len, flags)?)
 }
 
 /// `splice(2)` of up to `len` bytes from a socket into a pipe, without blocking: received
@@ -75,17 +67,8 @@ pub fn splice_from_socket(
     pipe_w: BorrowedFd<'_>,
     len: usize,
 ) -> io::Result<usize> {
-    // SAFETY: no pointer arguments besides the null offsets sockets and pipes require.
-    cvt(unsafe {
-        libc::splice(
-            sock.as_raw_fd(),
-            std::ptr::null_mut(),
-            pipe_w.as_raw_fd(),
-            std::ptr::null_mut(),
-            len,
-            libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE,
-        )
-    })
+    let flags = SpliceFlags::NONBLOCK | SpliceFlags::MOVE;
+    Ok(rustix::pipe::splice(sock, None, pipe_w, None, len, flags)?)
 }
 
 /// `splice(2)` of up to `len` bytes from a pipe into `file` at `offset` (a regular file: the
@@ -96,32 +79,22 @@ pub fn splice_to_file(
     offset: u64,
     len: usize,
 ) -> io::Result<usize> {
-    let mut off = offset as libc::loff_t;
-    // SAFETY: `off` is a valid, exclusively borrowed loff_t for the duration of the call.
-    cvt(unsafe {
-        libc::splice(
-            pipe_r.as_raw_fd(),
-            std::ptr::null_mut(),
-            file.as_raw_fd(),
-            &mut off,
-            len,
-            libc::SPLICE_F_MOVE,
-        )
-    })
+    let mut off = offset;
+    let flags = SpliceFlags::MOVE;
+    Ok(rustix::pipe::splice(
+        pipe_r,
+        None,
+        file,
+        Some(&mut off),
+        len,
+        flags,
+    )?)
 }
 
 /// `tee(2)` of up to `len` bytes from one pipe into another, without blocking and without
 /// consuming them: the second pipe gets references to the same pages, nothing is copied.
 pub fn tee(from_r: BorrowedFd<'_>, to_w: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
-    // SAFETY: no pointer arguments; both descriptors are borrowed for the call.
-    cvt(unsafe {
-        libc::tee(
-            from_r.as_raw_fd(),
-            to_w.as_raw_fd(),
-            len,
-            libc::SPLICE_F_NONBLOCK,
-        )
-    })
+    Ok(rustix::pipe::tee(from_r, to_w, len, SpliceFlags::NONBLOCK)?)
 }
 
 /// Non-blocking `write(2)` of `buf` to `fd` (a pipe's write end).

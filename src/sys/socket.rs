@@ -1,34 +1,28 @@
 //! Sockets: non-blocking send and receive, dropping unwanted input in the kernel,
-//! `sendfile(2)` and `accept4(2)`, and what a socket says of itself.
+//! `sendfile(2)` and `accept4(2)`, and what a socket says of itself. Sending and receiving
+//! go through `rustix`'s direct syscalls, without libc's thread-cancellation check per call.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use rustix::net::{RecvFlags, SendFlags};
 
 use super::cvt;
 
 /// Non-blocking `send(2)` of `buf`; `more` sets `MSG_MORE` so a body that follows can share
 /// the head's segments. Never raises SIGPIPE.
 pub fn send(sock: BorrowedFd<'_>, buf: &[u8], more: bool) -> io::Result<usize> {
-    let mut flags = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
+    let mut flags = SendFlags::NOSIGNAL | SendFlags::DONTWAIT;
     if more {
-        flags |= libc::MSG_MORE;
+        flags |= SendFlags::MORE;
     }
-    // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the duration of the call.
-    cvt(unsafe { libc::send(sock.as_raw_fd(), buf.as_ptr().cast(), buf.len(), flags) })
+    Ok(rustix::net::send(sock, buf, flags)?)
 }
 
 /// Non-blocking `recv(2)` into `buf`.
 pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the duration of the call.
-    cvt(unsafe {
-        libc::recv(
-            sock.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT,
-        )
-    })
+    Ok(rustix::net::recv(sock, buf, RecvFlags::DONTWAIT)?.0)
 }
 
 /// Drops everything queued on a (non-blocking) TCP socket in one `recv(2)` with
@@ -58,11 +52,9 @@ pub fn sendfile(
     offset: u64,
     len: u64,
 ) -> io::Result<usize> {
-    let mut off = offset as libc::off_t;
+    let mut off = offset;
     let count = len.min(SENDFILE_MAX) as usize;
-    // SAFETY: `off` is a valid, exclusively borrowed off_t for the duration of the call; both
-    // descriptors are borrowed and therefore open.
-    cvt(unsafe { libc::sendfile(sock.as_raw_fd(), file.as_raw_fd(), &mut off, count) })
+    Ok(rustix::fs::sendfile(sock, file, Some(&mut off), count)?)
 }
 
 /// `accept4(2)` of one pending connection on a non-blocking listener, itself non-blocking and
