@@ -7,7 +7,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use ringserve::fs;
 use ringserve::http::range::{self, ByteRange};
 use ringserve::http::response::{self, Context, Extra};
-use ringserve::http::{request, Chunk, ETag, Limits, Parse, Representation};
+use ringserve::http::{request, Chunk, ETag, Fixdate, Limits, Parse, Representation};
 
 const REQUEST: &[u8] = b"GET /pub/releases/v1.2.3/ringserve-x86_64.tar.gz HTTP/1.1\r\n\
 Host: mirror.example.org\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\
@@ -44,7 +44,7 @@ fn head(c: &mut Criterion) {
     let limits = Limits::default();
     let rep = Representation {
         len: 64 << 20,
-        mtime: 1_700_000_000,
+        mtime: Fixdate::new(1_700_000_000),
         etag: ETag::nginx(1_700_000_000, 64 << 20),
         version: ETag::from_parts(1_700_000_000, 64 << 20, 0x1a2b),
         mime: "application/gzip",

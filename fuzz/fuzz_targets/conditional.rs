@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 use ringserve::http::conditional::{evaluate, if_range_allows, Precondition};
 use ringserve::http::date::{parse_http_date, write_http_date};
 use ringserve::http::request::{parse, Parse};
-use ringserve::http::{ETag, Limits, Representation};
+use ringserve::http::{ETag, Fixdate, Limits, Representation};
 
 const FIELDS: [&str; 5] = [
     "If-Match",
@@ -49,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
     let etag = ETag::nginx(mtime, 1000);
     let rep = Representation {
         len: 1000,
-        mtime,
+        mtime: Fixdate::new(mtime),
         etag,
         version: etag,
         mime: "text/plain",

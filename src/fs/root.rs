@@ -15,7 +15,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use super::mime;
-use crate::http::{ETag, EtagForm, Representation};
+use crate::http::{ETag, EtagForm, Fixdate, Representation};
 use crate::sys::{self, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS};
 
 /// Restrictions applied to every resolution below the root.
@@ -354,7 +354,7 @@ fn open_regular(
     let mtime = u64::try_from(meta.mtime()).unwrap_or(0);
     let rep = Representation {
         len,
-        mtime,
+        mtime: Fixdate::new(mtime),
         etag: etag.tag(mtime, len, meta.ino()),
         version: ETag::from_parts(mtime, len, meta.ino()),
         mime: mime::for_name(name),

@@ -29,7 +29,7 @@ pub fn evaluate(req: &Request<'_>, rep: &Representation) -> Precondition {
             return Precondition::Failed;
         }
     } else if let Some(date) = req.if_unmodified_since.and_then(parse_http_date) {
-        if rep.mtime > date {
+        if rep.mtime.secs() > date {
             return Precondition::Failed;
         }
     }
@@ -45,7 +45,7 @@ pub fn evaluate(req: &Request<'_>, rep: &Representation) -> Precondition {
         }
     } else if safe {
         if let Some(date) = req.if_modified_since.and_then(parse_http_date) {
-            if rep.mtime <= date {
+            if rep.mtime.secs() <= date {
                 return Precondition::NotModified;
             }
         }
@@ -62,7 +62,7 @@ pub fn if_range_allows(if_range: &[u8], rep: &Representation) -> bool {
     match value.first() {
         Some(b'"') => value == rep.etag.as_bytes(),
         Some(b'W') if value.starts_with(b"W/") => false,
-        _ => parse_http_date(value) == Some(rep.mtime),
+        _ => parse_http_date(value) == Some(rep.mtime.secs()),
     }
 }
 
@@ -125,7 +125,7 @@ fn quoted_len(s: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
     use crate::http::request::parse;
-    use crate::http::{ETag, Limits, Parse};
+    use crate::http::{ETag, Fixdate, Limits, Parse};
 
     const MTIME: u64 = 784_111_777; // Sun, 06 Nov 1994 08:49:37 GMT
     const DATE: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
@@ -135,7 +135,7 @@ mod tests {
     fn rep() -> Representation {
         Representation {
             len: 100,
-            mtime: MTIME,
+            mtime: Fixdate::new(MTIME),
             etag: ETag::from_parts(MTIME, 100, 7),
             version: ETag::from_parts(MTIME, 100, 7),
             mime: "text/plain",

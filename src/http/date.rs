@@ -16,44 +16,71 @@ pub const IMF_FIXDATE_LEN: usize = 29;
 /// Last second `httpdate` can format (9999-12-31T23:59:59Z); later times are clamped to it.
 const MAX_SECS: u64 = 253_402_300_799;
 
+/// A time in whole seconds since the epoch together with its IMF-fixdate, formatted once
+/// when the time is read: a file's modification time is sent as `Last-Modified` with every
+/// response for it, and compared with the conditional dates a client sends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Fixdate {
+    secs: u64,
+    bytes: [u8; IMF_FIXDATE_LEN],
+}
+
+impl Fixdate {
+    /// `secs` since the epoch and its IMF-fixdate (times after year 9999 are written as its
+    /// last second).
+    pub fn new(secs: u64) -> Fixdate {
+        let mut bytes = [0; IMF_FIXDATE_LEN];
+        let mut cur = std::io::Cursor::new(&mut bytes[..]);
+        // An IMF-fixdate is always exactly IMF_FIXDATE_LEN bytes, so the write fills the array.
+        let written = write!(cur, "{}", to_http_date(secs));
+        debug_assert!(written.is_ok());
+        Fixdate { secs, bytes }
+    }
+
+    /// Seconds since the epoch.
+    pub fn secs(&self) -> u64 {
+        self.secs
+    }
+
+    /// The IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl std::fmt::Debug for Fixdate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({})",
+            self.secs,
+            String::from_utf8_lossy(&self.bytes)
+        )
+    }
+}
+
 /// The current date as an IMF-fixdate, re-formatted at most once per second.
 #[derive(Clone, Debug)]
-pub struct DateCache {
-    bytes: [u8; IMF_FIXDATE_LEN],
-    secs: u64,
-}
+pub struct DateCache(Fixdate);
 
 impl DateCache {
     /// A cache holding the current time.
     pub fn new() -> DateCache {
-        let mut cache = DateCache {
-            bytes: [0; IMF_FIXDATE_LEN],
-            secs: 0,
-        };
-        cache.format(unix_secs(SystemTime::now()));
-        cache
+        DateCache(Fixdate::new(unix_secs(SystemTime::now())))
     }
 
     /// Moves the cache to `now`; only formats when the whole second differs from the
     /// cached one, so calling this once per event-loop turn is cheap.
     pub fn update(&mut self, now: SystemTime) {
         let secs = unix_secs(now);
-        if secs != self.secs {
-            self.format(secs);
+        if secs != self.0.secs {
+            self.0 = Fixdate::new(secs);
         }
     }
 
     /// The cached date, ready to be used as the `Date` header value.
     pub fn get(&self) -> &[u8] {
-        &self.bytes
-    }
-
-    fn format(&mut self, secs: u64) {
-        let mut cur = std::io::Cursor::new(&mut self.bytes[..]);
-        // An IMF-fixdate is always exactly IMF_FIXDATE_LEN bytes, so the write fills the array.
-        let written = write!(cur, "{}", to_http_date(secs));
-        debug_assert!(written.is_ok());
-        self.secs = secs;
+        self.0.as_bytes()
     }
 }
 
@@ -140,6 +167,12 @@ mod tests {
         out.clear();
         write_http_date(0, &mut out);
         assert_eq!(out, b"Thu, 01 Jan 1970 00:00:00 GMT");
+        let stamp = Fixdate::new(RFC_EXAMPLE);
+        assert_eq!(stamp.as_bytes(), b"Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(stamp.secs(), RFC_EXAMPLE);
+        let last = Fixdate::new(u64::MAX);
+        assert_eq!(last.as_bytes(), b"Fri, 31 Dec 9999 23:59:59 GMT");
+        assert_eq!(last.secs(), u64::MAX);
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod request;
 pub mod response;
 pub mod status;
 
+pub use date::Fixdate;
 pub use request::{Method, Parse, Request, Version};
 pub use status::Status;
 
@@ -34,8 +35,9 @@ pub use status::Status;
 pub struct Representation {
     /// Length of the file in bytes.
     pub len: u64,
-    /// Modification time, whole seconds since the Unix epoch (what `Last-Modified` carries).
-    pub mtime: u64,
+    /// Modification time, whole seconds since the Unix epoch, with the `Last-Modified` value
+    /// it is sent as (formatted once per opening of the file, not per response).
+    pub mtime: Fixdate,
     /// Strong entity tag sent, quotes included, e.g. `"5f1c2e3a-1000"` (empty with
     /// `--etag off`: none is sent).
     pub etag: ETag,

@@ -279,7 +279,7 @@ impl Handler {
                 rep: encoded,
             } = found
             {
-                if encoded.mtime >= rep.mtime {
+                if encoded.mtime.secs() >= rep.mtime.secs() {
                     scratch.content.extend_from_slice(b"Content-Encoding: ");
                     scratch.content.extend_from_slice(coding.token().as_bytes());
                     scratch.content.extend_from_slice(b"\r\n");

@@ -299,7 +299,7 @@ fn file(target: &str, state: &AdminState) -> Reply {
             Reply::ok(json!({
                 "path": path,
                 "size": rep.len,
-                "mtime": rep.mtime,
+                "mtime": rep.mtime.secs(),
                 "etag": String::from_utf8_lossy(rep.etag.as_bytes()),
                 "content_type": rep.mime,
                 "downloads": downloads,

@@ -68,13 +68,16 @@ fn plain_file_and_representation() {
     let (body, rep) = file(&f, "/hello.txt?download=1");
     assert_eq!(body, "hello world");
     assert_eq!(rep.len, 11);
-    assert_eq!(rep.mtime, meta.mtime() as u64);
+    assert_eq!(rep.mtime.secs(), meta.mtime() as u64);
     assert_eq!(
         rep.etag,
-        ETag::nginx(rep.mtime, 11),
+        ETag::nginx(rep.mtime.secs(), 11),
         "nginx's form by default"
     );
-    assert_eq!(rep.version, ETag::from_parts(rep.mtime, 11, meta.ino()));
+    assert_eq!(
+        rep.version,
+        ETag::from_parts(rep.mtime.secs(), 11, meta.ino())
+    );
     assert_eq!(rep.mime, "text/plain; charset=utf-8");
     let inode = Root::open(&f.dir, false)
         .unwrap()

@@ -15,7 +15,7 @@
 use super::conditional::{self, Precondition};
 use super::head::{content_range, content_range_unsatisfied, header, header_u64, push_mem};
 use super::range::{self, ByteRange, RangeOutcome};
-use super::{date, multipart, Chunk, Limits, Method, Representation, Request, Status, Version};
+use super::{multipart, Chunk, Limits, Method, Representation, Request, Status, Version};
 
 /// What the engine supplies per response.
 #[derive(Clone, Copy, Debug)]
@@ -469,9 +469,7 @@ fn begin(status: Status, cx: &Context<'_>, out: &mut Vec<u8>) -> usize {
 
 /// `Last-Modified` and `ETag`.
 fn validators(rep: &Representation, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"Last-Modified: ");
-    date::write_http_date(rep.mtime, out);
-    out.extend_from_slice(b"\r\n");
+    header(out, b"Last-Modified", rep.mtime.as_bytes());
     if !rep.etag.is_none() {
         header(out, b"ETag", rep.etag.as_bytes());
     }

@@ -3,7 +3,7 @@
 use super::*;
 use crate::http::multipart::tests::{materialise, parse_multipart};
 use crate::http::request::parse;
-use crate::http::{ETag, Parse};
+use crate::http::{ETag, Fixdate, Parse};
 
 const DATE: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";
 const MTIME: u64 = 784_111_777;
@@ -12,7 +12,7 @@ const LAST_MODIFIED: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
 fn rep(len: u64) -> Representation {
     Representation {
         len,
-        mtime: MTIME,
+        mtime: Fixdate::new(MTIME),
         etag: ETag::from_parts(MTIME, len, 1),
         version: ETag::from_parts(MTIME, len, 1),
         mime: "text/plain",
