@@ -1,31 +1,54 @@
 //! The benchmark's floor (`scripts/bench.sh`, server `floor`): the cheapest HTTP/1.1 responder
-//! one can write, for comparing ringserve's cost per small request with what no server can go
-//! below on the same machine. One thread, epoll (edge-triggered), one fixed 1 KiB response held
-//! in memory, one `send` per request head; no file, no parsing beyond finding each head's end
-//! (and `close` in it, for the churn scenario), no date, no log. It answers every path the same,
-//! and does not retry a short send (a 1 KiB answer always fits a loopback socket buffer).
+//! one can write, for comparing ringserve's cost per request with what no server can go below
+//! on the same machine. One thread, epoll (edge-triggered), no parsing beyond finding each
+//! head's end (and `close` in it, for the churn scenario), no date, no log.
 //!
-//! `cargo run --release --example floor -- 127.0.0.1:8099`
+//! - Without a file it answers every request with one fixed 1 KiB response held in memory, one
+//!   `send` per request head, and does not retry a short send (a 1 KiB answer always fits a
+//!   loopback socket buffer).
+//! - With a file (the range scenario) a head carrying `Range: bytes=A-B` is answered 206 with
+//!   that range of the file: the head with `send`, the bytes with one `sendfile` (the rest when
+//!   the socket has room again), as a file server that does nothing else would.
+//!
+//! `cargo run --release --example floor -- 127.0.0.1:8099 [FILE]`
 
 use std::collections::HashMap;
-use std::io;
+use std::fs::File;
+use std::io::{self, Write};
 use std::net::TcpListener;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 
 use ringserve::sys;
 
 const LISTENER: u64 = u64::MAX;
 
-/// A connection: its socket, and the tail of its input that may begin a head's end marker.
+/// A connection: its socket, the tail of its input that may begin a head's end marker, and the
+/// range of the file still to send.
 struct Client {
     sock: OwnedFd,
     carry: Vec<u8>,
+    pending: Option<(u64, u64)>,
+}
+
+/// What is served: the fixed answers, and the file ranges come from.
+struct Answers {
+    response: Vec<u8>,
+    closing: Vec<u8>,
+    file: Option<(File, u64)>,
 }
 
 fn main() -> io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8099".into());
+    let mut args = std::env::args().skip(1);
+    let addr = args.next().unwrap_or_else(|| "127.0.0.1:8099".into());
+    let file = match args.next() {
+        Some(path) => {
+            let file = File::open(&path)?;
+            let size = file.metadata()?.size();
+            Some((file, size))
+        }
+        None => None,
+    };
     let listener = TcpListener::bind(&addr)?;
     listener.set_nonblocking(true)?;
     // Accepted sockets inherit it, as ringserve's do.
@@ -37,9 +60,19 @@ fn main() -> io::Result<()> {
     response.resize(response.len() + 1024, b'x');
     let mut closing = response.clone();
     closing.splice(17..17, b"Connection: close\r\n".iter().copied());
+    // Writability is only waited for when a range can fill the socket: registered from the
+    // start, as nginx does, so that the fixed answer's runs see no events they do not need.
+    let mut edge = libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET;
+    if file.is_some() {
+        edge |= libc::EPOLLOUT;
+    }
+    let answers = Answers {
+        response,
+        closing,
+        file,
+    };
 
     let ep = sys::epoll_create()?;
-    let edge = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
     sys::epoll_add(ep.as_fd(), listener.as_fd(), libc::EPOLLIN as u32, LISTENER)?;
     let mut clients: HashMap<u64, Client> = HashMap::new();
     let mut next = 0u64;
@@ -51,9 +84,16 @@ fn main() -> io::Result<()> {
             let token = ev.u64;
             if token == LISTENER {
                 while let Ok(sock) = sys::accept(listener.as_fd()) {
-                    sys::epoll_add(ep.as_fd(), sock.as_fd(), edge, next)?;
-                    let carry = Vec::new();
-                    clients.insert(next, Client { sock, carry });
+                    sys::epoll_add(ep.as_fd(), sock.as_fd(), edge as u32, next)?;
+                    let (carry, pending) = (Vec::new(), None);
+                    clients.insert(
+                        next,
+                        Client {
+                            sock,
+                            carry,
+                            pending,
+                        },
+                    );
                     next += 1;
                 }
                 continue;
@@ -61,33 +101,105 @@ fn main() -> io::Result<()> {
             let Some(client) = clients.get_mut(&token) else {
                 continue;
             };
-            if !serve(client, &mut buf, &response, &closing) {
+            if !serve(client, &mut buf, &answers) {
                 clients.remove(&token);
             }
         }
     }
 }
 
-/// Reads what the client sent and answers each complete head; `false` once it is closed.
-fn serve(client: &mut Client, buf: &mut [u8], response: &[u8], closing: &[u8]) -> bool {
+/// Sends what is pending, then answers each complete head the client sent, until the socket
+/// is full or the input runs out; `false` once the connection is to be closed.
+fn serve(client: &mut Client, buf: &mut [u8], answers: &Answers) -> bool {
+    // A read shorter than the buffer emptied the socket: with edge-triggered events the next
+    // data brings a new event, so reading on until EAGAIN would only cost a call (as nginx).
+    let mut drained = false;
     loop {
-        let n = match sys::recv(client.sock.as_fd(), buf) {
-            Ok(0) => return false,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+        match flush(client, answers) {
+            Ok(true) => {}
+            Ok(false) => return true,
             Err(_) => return false,
-        };
-        client.carry.extend_from_slice(&buf[..n]);
-        let mut start = 0;
-        while let Some(end) = memchr::memmem::find(&client.carry[start..], b"\r\n\r\n") {
-            let head = &client.carry[start..start + end];
+        }
+        if let Some(end) = memchr::memmem::find(&client.carry, b"\r\n\r\n") {
+            let head = &client.carry[..end];
             let close = memchr::memmem::find(head, b"close").is_some();
-            let answer = if close { closing } else { response };
-            if sys::send(client.sock.as_fd(), answer, false).is_err() || close {
+            let range = answers
+                .file
+                .as_ref()
+                .and_then(|(_, size)| range(head, *size));
+            let sent = match range {
+                Some((first, last, size)) => {
+                    let mut head = [0u8; 256];
+                    let len = {
+                        let mut w = &mut head[..];
+                        let _ = write!(
+                            w,
+                            "HTTP/1.1 206 Partial Content\r\nContent-Type: \
+                             application/octet-stream\r\nContent-Range: bytes \
+                             {first}-{last}/{size}\r\nContent-Length: {}\r\n\r\n",
+                            last - first + 1
+                        );
+                        256 - w.len()
+                    };
+                    client.pending = Some((first, last - first + 1));
+                    // Without MSG_MORE, as nginx without tcp_nopush: with it the head waits in
+                    // the buffer the range's first pages join, the 17 pages of a 64 KiB range
+                    // then span two, and TCP's pacing (BBR) holds the second for a timer,
+                    // which tripled this floor's cost per range.
+                    sys::send(client.sock.as_fd(), &head[..len], false)
+                }
+                None if close => sys::send(client.sock.as_fd(), &answers.closing, false),
+                None => sys::send(client.sock.as_fd(), &answers.response, false),
+            };
+            if sent.is_err() || close {
                 return false;
             }
-            start += end + 4;
+            client.carry.drain(..end + 4);
+            continue;
         }
-        client.carry.drain(..start);
+        if drained {
+            return true;
+        }
+        match sys::recv(client.sock.as_fd(), buf) {
+            Ok(0) => return false,
+            Ok(n) => {
+                client.carry.extend_from_slice(&buf[..n]);
+                drained = n < buf.len();
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(_) => return false,
+        }
     }
+}
+
+/// Sends the pending range of the file; `Ok(false)` while the socket is full.
+fn flush(client: &mut Client, answers: &Answers) -> io::Result<bool> {
+    let (Some((at, left)), Some((file, _))) = (client.pending, &answers.file) else {
+        return Ok(true);
+    };
+    match sys::sendfile(client.sock.as_fd(), file.as_fd(), at, left) {
+        Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
+        Ok(n) if n as u64 == left => {
+            client.pending = None;
+            Ok(true)
+        }
+        Ok(n) => {
+            client.pending = Some((at + n as u64, left - n as u64));
+            Ok(false)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// `(first, last, size)` of a head's `Range: bytes=first-last` within a file of `size` bytes.
+fn range(head: &[u8], size: u64) -> Option<(u64, u64, u64)> {
+    const FIELD: &[u8] = b"\r\nRange: bytes=";
+    let at = memchr::memmem::find(head, FIELD)? + FIELD.len();
+    let spec = &head[at..];
+    let spec = &spec[..memchr::memchr(b'\r', spec).unwrap_or(spec.len())];
+    let dash = memchr::memchr(b'-', spec)?;
+    let number = |b: &[u8]| std::str::from_utf8(b).ok()?.parse::<u64>().ok();
+    let (first, last) = (number(&spec[..dash])?, number(&spec[dash + 1..])?);
+    (first <= last && last < size).then_some((first, last, size))
 }

@@ -59,9 +59,10 @@ Options:
                       nginx-nocork = nginx with 'tcp_nopush off' (its default): on loopback,
                       'tcp_nopush on' stalls 64 KiB ranges on delayed ACKs
                       floor = the cheapest responder one can write (examples/floor.rs: one
-                      fixed 1 KiB answer from memory, one send per request head), the floor
-                      no file server can go below; it runs small, small-files and churn only,
-                      and every server's cost there is also printed as a ratio to it
+                      fixed 1 KiB answer from memory, one send per request head; in range,
+                      a 206 head with MSG_MORE and one sendfile of the range), the floor no
+                      file server can go below; it runs small, small-files, churn and range
+                      only, and every server's cost there is also printed as a ratio to it
   --scenarios LIST    comma-separated (default: $SCENARIOS)
                         small        wrk -c64, GET /1k.bin, keep-alive
                         small-files  wrk -c64, random one of /small/0..999.bin (1 KiB each)
@@ -194,8 +195,9 @@ fi
 
 uses() { [[ ",$SERVERS," == *",$1,"* ]]; }
 uses_ringserve() { uses ringserve || uses ringserve-epoll || uses ringserve-static; }
-# The floor answers one fixed 1 KiB response to everything: only where that is the right answer.
-runs_in() { [[ $1 != floor ]] || [[ " small small-files churn " == *" $2 "* ]]; }
+# The floor answers one fixed 1 KiB response to everything, and 64 KiB ranges of 100m.bin in the
+# range scenario: only where that is the right answer.
+runs_in() { [[ $1 != floor ]] || [[ " small small-files churn range " == *" $2 "* ]]; }
 has_scenario() { [[ ",$SCENARIOS," == *",$1,"* ]]; }
 has_https() { [[ ",$SCENARIOS," == *",https-"* ]]; }
 TLS=0    # 1 while an https-* scenario runs: the servers then serve HTTPS on their port
@@ -500,7 +502,9 @@ start_server() {    # start_server NAME PORT TAG
         lighttpd)
             write_lighttpd_conf "$dir" "$port"
             SERVER_CMD=(lighttpd -D -f "$dir/lighttpd.conf") ;;
-        floor) SERVER_CMD=("$FLOOR_BIN" "127.0.0.1:$port") ;;
+        floor)
+            SERVER_CMD=("$FLOOR_BIN" "127.0.0.1:$port")
+            if [[ $tag == range ]]; then SERVER_CMD+=("$CORPUS/100m.bin"); fi ;;
     esac
     echo "+ ${SERVER_CMD[*]}" >"$log"
     taskset -c "$SERVER_CPU" "${SERVER_CMD[@]}" >>"$log" 2>&1 </dev/null 9>&- &
@@ -718,8 +722,21 @@ system_services_check
 # Keep this shell and everything it starts (wrk, helpers) off the server's CPU.
 taskset -cp "$CLIENT_CPU" $$ >/dev/null
 
-# Bring the big files into the page cache once.
-cat "$CORPUS/1g.bin" "$CORPUS/100m.bin" >/dev/null
+# Put the big files in the page cache as files read from disk sit there: written back, dropped
+# (dd's nocache flag is POSIX_FADV_DONTNEED) and read again, so that readahead caches them in
+# large folios where the filesystem has them (ext4, xfs, btrfs on recent kernels). As `dd` wrote
+# them they stay mostly in 4 KiB folios, and each 64 KiB range then costs 17 page-cache lookups
+# rather than one or two: that alone moved every server's range cost by a third, and which state
+# a run found depended on the machine's history (perf/RESULTS.md, 2026-12-06).
+for f in "$CORPUS/1g.bin" "$CORPUS/100m.bin"; do
+    sync "$f"
+    dd if="$f" iflag=nocache count=0 status=none
+    cat "$f" >/dev/null
+    if folios=$("${HELPER[@]}" folios "$f" 2>/dev/null); then
+        say "page cache: $folios"
+        echo "Page cache: $folios." >>"$WORK/notes.txt"
+    fi
+done
 
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no commit yet")
 if [[ -n "$(git -C "$ROOT" status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ]]; then

@@ -23,6 +23,7 @@ import selectors
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -432,6 +433,48 @@ def cmd_affinity(a):
     return 0
 
 
+def cmd_folios(a):
+    """Print, per file, how its cached pages are grouped into folios (/proc/self/pagemap and
+    /proc/kpageflags, root only): page-cache lookups cost one per folio, so a 64 KiB range of
+    a file cached in 4 KiB folios costs 17 of them and of one in large folios one or two."""
+    import ctypes
+    import mmap
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    page = os.sysconf("SC_PAGE_SIZE")
+    for path in a.files:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            base = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+            if base in (None, ctypes.c_void_p(-1).value):
+                print(f"{os.path.basename(path)}: not mapped")
+                continue
+            pages = size // page
+            view = (ctypes.c_char * size).from_address(base)
+            for i in range(pages):
+                view[i * page]  # maps the page (it is cached: the file was just read)
+            heads = tails = 0
+            with open("/proc/self/pagemap", "rb") as pm, open("/proc/kpageflags", "rb") as kf:
+                for i in range(pages):
+                    pm.seek((base // page + i) * 8)
+                    pfn = struct.unpack("Q", pm.read(8))[0] & ((1 << 55) - 1)
+                    kf.seek(pfn * 8)
+                    flags = struct.unpack("Q", kf.read(8))[0]
+                    heads += flags >> 15 & 1  # KPF_COMPOUND_HEAD
+                    tails += flags >> 16 & 1  # KPF_COMPOUND_TAIL
+            libc.munmap(base, size)
+        finally:
+            os.close(fd)
+        folios = max(pages - tails, 1)
+        print(f"{os.path.basename(path)} is cached in {folios:,} folios of {pages / folios:.1f} "
+              f"pages on average ({pages - heads - tails:,} of its {pages:,} pages alone)")
+    return 0
+
+
 # --------------------------------------------------------------------------- idle connections
 
 
@@ -674,9 +717,10 @@ def cmd_report(a):
       "core: when it is not ≈0 the machine was shared and srv cost is inflated (proc cost much less so). "
       "**peak RSS** = VmHWM summed over the server's processes. Ratios are ringserve ÷ peer: "
       "for cost lower is better, for throughput (req/s; MiB/s for `large`) higher is better. "
-      "**cost ÷ floor** (small, small-files, churn) = each server's srv cost ÷ that of the floor, "
-      "the cheapest responder one can write (`examples/floor.rs`: a fixed 1 KiB answer from "
-      "memory, one send per request head): 1.00× is as cheap as serving can get.")
+      "**cost ÷ floor** (small, small-files, churn, range) = each server's srv cost ÷ that of the "
+      "floor, the cheapest responder one can write (`examples/floor.rs`: a fixed 1 KiB answer from "
+      "memory, one send per request head; for range, a 206 head sent with MSG_MORE and one "
+      "sendfile of the range): 1.00× is as cheap as serving can get.")
     notes = []
     if a.notes and os.path.exists(a.notes):
         notes = [l.rstrip() for l in open(a.notes) if l.strip()]
@@ -694,7 +738,7 @@ def cmd_report(a):
                      "Re-run when the machine is quiet, or compare proc cost.")
     if notes:
         w("")
-        w("**Warnings during the run:**")
+        w("**Notes and warnings from the run:**")
         w("")
         for n in notes:
             w(f"- {n}")
@@ -927,6 +971,8 @@ def main():
     p.add_argument("files", nargs="+"); p.set_defaults(f=cmd_quietest)
     p = sub.add_parser("affinity")
     p.add_argument("pid", type=int); p.add_argument("cpu", type=int); p.set_defaults(f=cmd_affinity)
+    p = sub.add_parser("folios")
+    p.add_argument("files", nargs="+"); p.set_defaults(f=cmd_folios)
     p = sub.add_parser("idle")
     p.add_argument("--port", type=int, required=True); p.add_argument("--path", default="/1k.bin")
     p.add_argument("--conns", type=int, default=10000); p.add_argument("--inflight", type=int, default=256)
