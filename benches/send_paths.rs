@@ -1,9 +1,11 @@
 //! The ways the engine can put a small file's response on a socket, over loopback TCP: `send`
-//! of the head plus `sendfile` of the body (the usual path) against `tee` of a prebuilt
-//! head-and-body pipe plus one `splice` (prebuilt responses, see `src/engine/prebuilt.rs`).
-//! A thread drains the other end; each iteration sends one whole response. The figures back
-//! the choice in perf/RESULTS.md and would show a kernel that changes it. Needs two idle
-//! cores: `cargo bench --bench send_paths`.
+//! of the head plus `sendfile` of the body (the usual path), `tee` of a prebuilt head-and-body
+//! pipe plus one `splice` (how prebuilt responses were kept first), one `sendfile` of a
+//! prebuilt head-and-body memfd (how they are kept now, see `src/engine/prebuilt.rs`), and one
+//! `send` of the whole response from memory (the floor's way, which would put file bytes
+//! through user space). A thread drains the other end; each iteration sends one whole
+//! response. The figures back the choice in perf/RESULTS.md and would show a kernel that
+//! changes it. Needs two idle cores: `cargo bench --bench send_paths`.
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -83,6 +85,39 @@ fn send_paths(c: &mut Criterion) {
                 let mut left = total;
                 while left > 0 {
                     left -= moved(|| sys::splice_to_socket(r.as_fd(), tx.as_fd(), left, false));
+                }
+            });
+            drop(tx);
+            drain.join().unwrap();
+        });
+
+        group.bench_function(format!("sendfile of a memfd {size}"), |b| {
+            let (tx, drain) = pair();
+            let memfd =
+                rustix::fs::memfd_create("prebuilt", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+            let mut copy = std::fs::File::from(memfd);
+            copy.write_all(HEAD).unwrap();
+            copy.write_all(&vec![b'x'; size]).unwrap();
+            let total = HEAD.len() + size;
+            b.iter(|| {
+                let mut at = 0;
+                while at < total {
+                    let left = (total - at) as u64;
+                    at += moved(|| sys::sendfile(tx.as_fd(), copy.as_fd(), at as u64, left));
+                }
+            });
+            drop(tx);
+            drain.join().unwrap();
+        });
+
+        group.bench_function(format!("send from memory {size}"), |b| {
+            let (tx, drain) = pair();
+            let mut response = HEAD.to_vec();
+            response.resize(HEAD.len() + size, b'x');
+            b.iter(|| {
+                let mut done = 0;
+                while done < response.len() {
+                    done += moved(|| sys::send(tx.as_fd(), &response[done..], false));
                 }
             });
             drop(tx);
