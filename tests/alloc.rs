@@ -1,6 +1,6 @@
 //! Steady-state serving allocates nothing: a counting global allocator watches the whole
 //! per-request path of the engine — parse, open-file cache, response plan, `send` + `sendfile`
-//! and, once a file is hot, its prebuilt copy's `tee` + `splice` — driven through the real
+//! and, once a file is hot, its prebuilt copy's one `sendfile` — driven through the real
 //! connection driver on a real loopback socket, with the access log off and with it writing
 //! JSON lines to a file.
 

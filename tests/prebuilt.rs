@@ -1,9 +1,10 @@
 //! Prebuilt responses: a small file asked for again and again is sent from a copy of its
-//! whole response held in a pipe (`tee` + `splice`). The copies must be byte-exact, also
+//! whole response held in a memfd (one `sendfile`, or through a pipe for a connection's last
+//! response). The copies must be byte-exact, also
 //! pipelined and between ranges and HEADs of the same file, and never outlive a change of the
 //! file, even one the open-file cache is told to notice at once. `--workers 1` keeps
 //! every request on the worker holding the copy, and the admin listener's
-//! `ringserve_sent_bytes_total{path="tee"}` shows that the copies were used.
+//! `ringserve_sent_bytes_total{path="prebuilt"}` shows that the copies were used.
 
 mod common;
 
@@ -40,8 +41,8 @@ fn teed(admin: SocketAddr) -> u64 {
     let text = String::from_utf8(metrics.body).unwrap();
     let line = text
         .lines()
-        .find(|l| l.starts_with("ringserve_sent_bytes_total{path=\"tee\"}"))
-        .expect("tee counter");
+        .find(|l| l.starts_with("ringserve_sent_bytes_total{path=\"prebuilt\"}"))
+        .expect("prebuilt counter");
     line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
@@ -164,14 +165,15 @@ fn copies_survive_a_client_that_reads_late(backend: Backend) {
     assert!(teed(admin) > 0, "no response came from a copy");
 }
 
-/// Where `tee` is refused (a seccomp filter returning EPERM), hot files are sent the usual
-/// way, byte-exact, and no copy is used.
+/// Where `memfd_create` is refused (a seccomp filter returning EPERM), hot files are sent the
+/// usual way, byte-exact, and no copy is used.
 #[test]
-fn refused_tee_falls_back_to_the_usual_path() {
+fn refused_memfd_falls_back_to_the_usual_path() {
     let corpus = Corpus::new();
     let root = corpus.root().to_path_buf();
-    let (server, admin) =
-        common::with_denied(&[libc::SYS_tee], move || start(Backend::Epoll, &root, &[]));
+    let (server, admin) = common::with_denied(&[libc::SYS_memfd_create], move || {
+        start(Backend::Epoll, &root, &[])
+    });
     let page = corpus.read(PAGE);
     let mut conn = server.connect();
     for i in 0..20 {

@@ -38,6 +38,9 @@ pub struct Out {
     pub file: Option<Arc<File>>,
     /// Its version, when it is a stored file (see [`crate::serve::Response::version`]).
     pub version: Option<ETag>,
+    /// The response is being sent from the worker's prebuilt copy of it (see
+    /// [`super::prebuilt`]): `file` is that copy, and one file chunk its head and body.
+    pub prebuilt: bool,
     /// Pacing, when a rate limits the response.
     pub pacing: Option<Pacing>,
     /// Method and status, counted in the metrics once the response is done.
@@ -58,6 +61,7 @@ impl Default for Out {
             cursor: (0, 0),
             file: None,
             version: None,
+            prebuilt: false,
             pacing: None,
             method: Method::Other,
             status: Status::Ok,
@@ -101,6 +105,7 @@ impl OutPool {
         out.cursor = (0, 0);
         out.file = None;
         out.version = None;
+        out.prebuilt = false;
         out.pacing = None;
         out.started = None;
         self.spare.push(out);

@@ -26,9 +26,6 @@ pub struct Pipe {
     w: OwnedFd,
     /// Bytes spliced in and not yet spliced out.
     pub filled: usize,
-    /// They were copied from a prebuilt response (see [`super::prebuilt`]), not spliced
-    /// from the file.
-    pub prebuilt: bool,
 }
 
 impl Pipe {
@@ -63,19 +60,13 @@ impl PipePool {
 
     /// Lends an empty pipe, creating one if none is free.
     pub fn take(&mut self) -> io::Result<Pipe> {
-        if let Some(mut p) = self.free.pop() {
-            p.prebuilt = false;
+        if let Some(p) = self.free.pop() {
             return Ok(p);
         }
         let (r, w) = sys::pipe(PIPE_SIZE)?;
         self.open += 1;
         self.metrics.pipes_in_use(self.open);
-        Ok(Pipe {
-            r,
-            w,
-            filled: 0,
-            prebuilt: false,
-        })
+        Ok(Pipe { r, w, filled: 0 })
     }
 
     /// Takes back a pipe; only empty ones are kept, the others are closed.

@@ -1,11 +1,12 @@
 //! The transmit path of a response: its planned chunks handed to the socket inline and
 //! non-blocking, heads with `send`, file bytes with `sendfile` or through a pipe with
-//! `splice` (they never enter user space), a prebuilt copy with `tee` and `splice`, each
-//! file chunk sized by the response's pacing, and the tail of a connection's last response
-//! held back to leave with the FIN.
+//! `splice` (they never enter user space), a prebuilt copy of head and body with one
+//! `sendfile`, each file chunk sized by the response's pacing, and the tail of a connection's
+//! last response held back to leave with the FIN.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::BodyPath;
@@ -60,7 +61,7 @@ const PACED_TCP_CALL: u64 = 128 << 10;
 
 /// Sends the chunks of `out` from its cursor on, inline and non-blocking: heads with `send`,
 /// file bytes with `sendfile` (or through `pipe` with `splice`), each file chunk sized by the
-/// response's pacing. A response the worker holds prebuilt is teed into `pipe` whole first.
+/// response's pacing. A response the worker holds prebuilt is sent from the copy instead.
 /// Whatever `pipe` holds goes out before anything else: those are the response's next bytes.
 pub fn send(
     out: &mut Out,
@@ -70,8 +71,8 @@ pub fn send(
     w: &mut Worker,
 ) -> io::Result<Progress> {
     let held = *tail != Tail::Sent;
-    if pipe.is_none() {
-        start_prebuilt(out, pipe, w);
+    if !out.prebuilt {
+        start_prebuilt(out, w);
     }
     let mut this_turn = 0;
     loop {
@@ -80,8 +81,8 @@ pub fn send(
             // More follows at once (unless a rate spaces the chunks out), or the tail waits
             // for the FIN.
             let more = held || (remaining(out) > before as u64 && out.pacing.is_none());
-            let kind = if p.prebuilt {
-                BodyKind::Tee
+            let kind = if out.prebuilt {
+                BodyKind::Prebuilt
             } else {
                 BodyKind::Splice
             };
@@ -105,7 +106,11 @@ pub fn send(
                     sys::send(sock, buf, more).map(|n| (n, n < buf.len(), BodyKind::Memory))
                 }
                 Chunk::File { offset, len } => {
-                    if *tail == Tail::More && matches!(w.config.body, BodyPath::Sendfile) {
+                    // A prebuilt copy whose tail waits for the FIN goes through the pipe, where
+                    // SPLICE_F_MORE holds the tail: cheaper than corking the socket for it.
+                    let through_pipe =
+                        matches!(w.config.body, BodyPath::Splice) || (out.prebuilt && held);
+                    if *tail == Tail::More && !through_pipe {
                         // sendfile(2) takes no MSG_MORE: the cork holds its tail instead.
                         // Failing, the tail leaves in a segment of its own: no harm done.
                         let _ = socket2::SockRef::from(&sock).set_tcp_cork(true);
@@ -125,17 +130,22 @@ pub fn send(
                             Allowance::Wait(until) => return Ok(Progress::Paced(until)),
                         }
                     }
-                    match w.config.body {
+                    if through_pipe {
+                        match fill(pipe, &mut w.pipes, file, at, want) {
+                            Ok(()) => continue,
+                            Err(e) => Err(e),
+                        }
+                    } else {
+                        let kind = if out.prebuilt {
+                            BodyKind::Prebuilt
+                        } else {
+                            BodyKind::Sendfile
+                        };
                         // A short count is not taken for a full socket: it is also what the
                         // end of a file that shrank looks like, and an edge-triggered
                         // backend would then wait for a writability that never changes. The
                         // next call says which (EAGAIN, or 0 and the response is cut off).
-                        BodyPath::Sendfile => sys::sendfile(sock, file, at, want)
-                            .map(|n| (n, false, BodyKind::Sendfile)),
-                        BodyPath::Splice => match fill(pipe, &mut w.pipes, file, at, want) {
-                            Ok(()) => continue,
-                            Err(e) => Err(e),
-                        },
+                        sys::sendfile(sock, file, at, want).map(|n| (n, false, kind))
                     }
                 }
             }
@@ -162,28 +172,16 @@ pub fn send(
 }
 
 /// Starts the response from its prebuilt copy when the worker holds one (see
-/// [`Prebuilt`](super::prebuilt::Prebuilt)): the copy is teed into a pipe lent to the connection, which [`send`]
-/// empties into the socket.
-fn start_prebuilt(out: &Out, slot: &mut Option<Pipe>, w: &mut Worker) {
+/// [`Prebuilt`](super::prebuilt::Prebuilt)): the response becomes the copy's bytes, head and
+/// body, sent from the copy as a file.
+fn start_prebuilt(out: &mut Out, w: &mut Worker) {
     let Some((copy, len)) = w.prebuilt.lookup(out) else {
         return;
     };
-    let Ok(mut pipe) = w.pipes.take() else {
-        return;
-    };
-    match sys::tee(copy, pipe.w(), len) {
-        Ok(n) => (pipe.filled, pipe.prebuilt) = (n, true),
-        // Refused outright (a seccomp filter, say): it will not work later either.
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
-            w.prebuilt.disable();
-        }
-        Err(_) => {}
-    }
-    if pipe.filled > 0 {
-        *slot = Some(pipe);
-    } else {
-        w.pipes.give(pipe);
-    }
+    out.file = Some(Arc::clone(copy));
+    out.chunks.clear();
+    out.chunks.push(Chunk::File { offset: 0, len });
+    out.prebuilt = true;
 }
 
 /// Moves the cursor of `out` past `n` bytes handed to the kernel, counting them in the

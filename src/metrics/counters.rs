@@ -80,8 +80,8 @@ pub enum BodyKind {
     Sendfile,
     /// File bytes with `splice(2)` through a pipe.
     Splice,
-    /// File bytes of a prebuilt response, copied with `tee(2)` and spliced out.
-    Tee,
+    /// Head and file bytes of a prebuilt response, sent from the worker's copy of it.
+    Prebuilt,
     /// File bytes read into user space and encrypted (HTTPS without kTLS).
     Tls,
 }
@@ -91,7 +91,7 @@ impl BodyKind {
         BodyKind::Memory,
         BodyKind::Sendfile,
         BodyKind::Splice,
-        BodyKind::Tee,
+        BodyKind::Prebuilt,
         BodyKind::Tls,
     ];
 
@@ -100,7 +100,7 @@ impl BodyKind {
             BodyKind::Memory => "memory",
             BodyKind::Sendfile => "sendfile",
             BodyKind::Splice => "splice",
-            BodyKind::Tee => "tee",
+            BodyKind::Prebuilt => "prebuilt",
             BodyKind::Tls => "tls",
         }
     }

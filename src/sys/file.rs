@@ -77,3 +77,10 @@ pub fn lock_exclusive(fd: BorrowedFd<'_>) -> io::Result<bool> {
         _ => Err(err),
     }
 }
+
+/// A new, empty file in memory (`memfd_create(2)`, close-on-exec), named `name` in
+/// `/proc/self/fd`: where prebuilt responses are kept, so they go out with one `sendfile`.
+pub fn memfd(name: &str) -> io::Result<std::fs::File> {
+    let fd = rustix::fs::memfd_create(name, rustix::fs::MemfdFlags::CLOEXEC)?;
+    Ok(std::fs::File::from(fd))
+}

@@ -17,7 +17,7 @@ use std::io;
 pub use event::{
     epoll_add, epoll_create, epoll_del, epoll_wait, eventfd, eventfd_drain, eventfd_signal,
 };
-pub use file::{lock_exclusive, openat2, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS};
+pub use file::{lock_exclusive, memfd, openat2, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS};
 pub use ktls::{ktls_close_notify, ktls_install, probe_ktls, CryptoInfo, KtlsCipher, KtlsCiphers};
 pub use pipe::{
     pipe, splice_from_file, splice_from_socket, splice_to_file, splice_to_socket, tee, write,

@@ -44,8 +44,9 @@ pub fn discard(sock: BorrowedFd<'_>) -> io::Result<usize> {
 /// Largest count one `sendfile(2)` call accepts on Linux.
 pub const SENDFILE_MAX: u64 = 0x7fff_f000;
 
-/// `sendfile(2)` of up to `len` bytes of `file` at `offset` to the (non-blocking) socket. The
-/// bytes go from the page cache to the socket inside the kernel: no copy through user space.
+/// `sendfile(2)` of up to `len` bytes of `file` at `offset` to the (non-blocking) socket, or to
+/// another file (a prebuilt response's memfd). The bytes go from the page cache to the socket
+/// inside the kernel: no copy through user space.
 pub fn sendfile(
     sock: BorrowedFd<'_>,
     file: BorrowedFd<'_>,
