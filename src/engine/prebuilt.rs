@@ -6,7 +6,7 @@
 //! A prebuilt response goes out in one call: one trip through TCP. Copies held in pipes
 //! (`tee` into the connection's pipe, then `splice`) took 14 % off the server's CPU per 1 KiB
 //! keep-alive request and 8 % off `Connection: close` churn; one `sendfile` from a memfd took
-//! another 3 % off keep-alive requests for one file and 3.5 % over 1,000 small files
+//! another 4 % off keep-alive requests, for one file and over 1,000 small files
 //! (perf/RESULTS.md). No file byte enters user space: the kernel copies the file's bytes into
 //! the memfd (a `sendfile` into it), once per copy. A connection's last response, whose tail
 //! waits to leave with the FIN, goes from the copy through the connection's pipe with
