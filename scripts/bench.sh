@@ -726,7 +726,7 @@ taskset -cp "$CLIENT_CPU" $$ >/dev/null
 # (dd's nocache flag is POSIX_FADV_DONTNEED) and read again, so that readahead caches them in
 # large folios where the filesystem has them (ext4, xfs, btrfs on recent kernels). As `dd` wrote
 # them they stay mostly in 4 KiB folios, and each 64 KiB range then costs 17 page-cache lookups
-# rather than one or two: that alone moved every server's range cost by a third, and which state
+# rather than one or two, 14 % of every server's cost per range under `perf record`; which state
 # a run found depended on the machine's history (perf/RESULTS.md, 2026-12-06).
 for f in "$CORPUS/1g.bin" "$CORPUS/100m.bin"; do
     sync "$f"
