@@ -1,8 +1,8 @@
 //! The ways the engine can put a small file's response on a socket, over loopback TCP: `send`
-//! of the head plus `sendfile` of the body (the usual path), `tee` of a prebuilt head-and-body
-//! pipe plus one `splice` (how prebuilt responses were kept first), one `sendfile` of a
-//! prebuilt head-and-body memfd (how they are kept now, see `src/engine/prebuilt.rs`), and one
-//! `send` of the whole response from memory (the floor's way, which would put file bytes
+//! of the head plus `sendfile` of the body (the usual path), one `sendfile` of a prebuilt
+//! head-and-body memfd (prebuilt responses, see `src/engine/prebuilt.rs`; `tee` of a pipe plus
+//! one `splice`, how they were kept until 2026-12-06, is in perf/RESULTS.md), and one `send`
+//! of the whole response from memory (the floor's way, which would put file bytes
 //! through user space). A thread drains the other end; each iteration sends one whole
 //! response. The figures back the choice in perf/RESULTS.md and would show a kernel that
 //! changes it. Needs two idle cores: `cargo bench --bench send_paths`.
@@ -62,29 +62,6 @@ fn send_paths(c: &mut Criterion) {
                 while at < size {
                     let left = (size - at) as u64;
                     at += moved(|| sys::sendfile(tx.as_fd(), file.as_fd(), at as u64, left));
-                }
-            });
-            drop(tx);
-            drain.join().unwrap();
-        });
-
-        group.bench_function(format!("tee+splice {size}"), |b| {
-            let (tx, drain) = pair();
-            let (copy_r, copy_w) = sys::pipe(64 * 1024).unwrap();
-            assert_eq!(sys::write(copy_w.as_fd(), HEAD).unwrap(), HEAD.len());
-            let mut at = 0;
-            while at < size {
-                at += moved(|| {
-                    sys::splice_from_file(file.as_fd(), at as u64, copy_w.as_fd(), size - at)
-                });
-            }
-            let (r, w) = sys::pipe(256 * 1024).unwrap();
-            let total = HEAD.len() + size;
-            b.iter(|| {
-                assert_eq!(sys::tee(copy_r.as_fd(), w.as_fd(), total).unwrap(), total);
-                let mut left = total;
-                while left > 0 {
-                    left -= moved(|| sys::splice_to_socket(r.as_fd(), tx.as_fd(), left, false));
                 }
             });
             drop(tx);

@@ -102,8 +102,7 @@ pub fn parse_http_date(bytes: &[u8]) -> Option<u64> {
 /// Appends `secs` (seconds since the epoch) as an IMF-fixdate, e.g. for `Last-Modified`.
 /// Times after year 9999 are clamped to its last second.
 pub fn write_http_date(secs: u64, out: &mut Vec<u8>) {
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "{}", to_http_date(secs));
+    out.extend_from_slice(Fixdate::new(secs).as_bytes());
 }
 
 fn to_http_date(secs: u64) -> HttpDate {

@@ -19,9 +19,7 @@ pub use event::{
 };
 pub use file::{lock_exclusive, memfd, openat2, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS};
 pub use ktls::{ktls_close_notify, ktls_install, probe_ktls, CryptoInfo, KtlsCipher, KtlsCiphers};
-pub use pipe::{
-    pipe, splice_from_file, splice_from_socket, splice_to_file, splice_to_socket, tee, write,
-};
+pub use pipe::{pipe, splice_from_file, splice_from_socket, splice_to_file, splice_to_socket};
 pub use process::{clock_ticks, fd_limit, memory_cgroup, page_size, take_inherited, MemoryProbe};
 pub use signal::{block_signals, wait_signal, SignalEvent};
 pub use socket::{accept, discard, paces_itself, peer_ip, recv, send, sendfile, SENDFILE_MAX};

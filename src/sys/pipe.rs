@@ -1,5 +1,5 @@
-//! Pipes: creating them, and moving page references through them with `splice(2)` and
-//! `tee(2)`, so file bytes never enter user space. The moves go through `rustix`'s direct
+//! Pipes: creating them, and moving page references through them with `splice(2)`, so file
+//! bytes never enter user space. The moves go through `rustix`'s direct
 //! syscalls: they are on every response's path, and libc's wrappers add a thread-cancellation
 //! check around each.
 
@@ -7,8 +7,6 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use rustix::pipe::SpliceFlags;
-
-use super::cvt;
 
 /// A non-blocking, close-on-exec pipe `(read end, write end)` resized to `size` bytes (the
 /// kernel rounds up to pages and caps at `fs.pipe-max-size`; failure to resize is ignored).
@@ -89,16 +87,4 @@ pub fn splice_to_file(
         len,
         flags,
     )?)
-}
-
-/// `tee(2)` of up to `len` bytes from one pipe into another, without blocking and without
-/// consuming them: the second pipe gets references to the same pages, nothing is copied.
-pub fn tee(from_r: BorrowedFd<'_>, to_w: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
-    Ok(rustix::pipe::tee(from_r, to_w, len, SpliceFlags::NONBLOCK)?)
-}
-
-/// Non-blocking `write(2)` of `buf` to `fd` (a pipe's write end).
-pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the duration of the call.
-    cvt(unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) })
 }
