@@ -6,11 +6,16 @@
 //! - Without a file it answers every request with one fixed 1 KiB response held in memory, one
 //!   `send` per request head, and does not retry a short send (a 1 KiB answer always fits a
 //!   loopback socket buffer).
+//! - With `--sendfile` (server `floor-sendfile`) the same answers are held in a memfd and each
+//!   goes out with one `sendfile` instead: the cheapest responder whose answer bytes never pass
+//!   through user space, which is the rule ringserve keeps for file bodies (its hot small files
+//!   go out the same way, from a memfd). The difference between the two floors is what that
+//!   rule costs per request.
 //! - With a file (the range scenario) a head carrying `Range: bytes=A-B` is answered 206 with
 //!   that range of the file: the head with `send`, the bytes with one `sendfile` (the rest when
 //!   the socket has room again), as a file server that does nothing else would.
 //!
-//! `cargo run --release --example floor -- 127.0.0.1:8099 [FILE]`
+//! `cargo run --release --example floor -- [--sendfile] 127.0.0.1:8099 [FILE]`
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -31,15 +36,18 @@ struct Client {
     pending: Option<(u64, u64)>,
 }
 
-/// What is served: the fixed answers, and the file ranges come from.
+/// What is served: the fixed answers, the memfd holding them (`--sendfile`: the response at
+/// offset 0, the closing one after it), and the file ranges come from.
 struct Answers {
     response: Vec<u8>,
     closing: Vec<u8>,
+    memfd: Option<File>,
     file: Option<(File, u64)>,
 }
 
 fn main() -> io::Result<()> {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    let sendfile = args.next_if_eq("--sendfile").is_some();
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:8099".into());
     let file = match args.next() {
         Some(path) => {
@@ -66,9 +74,18 @@ fn main() -> io::Result<()> {
     if file.is_some() {
         edge |= libc::EPOLLOUT;
     }
+    let memfd = if sendfile {
+        let mut memfd = sys::memfd("floor")?;
+        memfd.write_all(&response)?;
+        memfd.write_all(&closing)?;
+        Some(memfd)
+    } else {
+        None
+    };
     let answers = Answers {
         response,
         closing,
+        memfd,
         file,
     };
 
@@ -148,8 +165,7 @@ fn serve(client: &mut Client, buf: &mut [u8], answers: &Answers) -> bool {
                     // which tripled this floor's cost per range.
                     sys::send(client.sock.as_fd(), &head[..len], false)
                 }
-                None if close => sys::send(client.sock.as_fd(), &answers.closing, false),
-                None => sys::send(client.sock.as_fd(), &answers.response, false),
+                None => answer(client, answers, close),
             };
             if sent.is_err() || close {
                 return false;
@@ -169,6 +185,20 @@ fn serve(client: &mut Client, buf: &mut [u8], answers: &Answers) -> bool {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
             Err(_) => return false,
         }
+    }
+}
+
+/// Sends the fixed answer (the closing one if `close`), from memory or from the memfd.
+fn answer(client: &Client, answers: &Answers, close: bool) -> io::Result<usize> {
+    let sock = client.sock.as_fd();
+    let (at, bytes) = if close {
+        (answers.response.len() as u64, &answers.closing)
+    } else {
+        (0, &answers.response)
+    };
+    match &answers.memfd {
+        Some(memfd) => sys::sendfile(sock, memfd.as_fd(), at, bytes.len() as u64),
+        None => sys::send(sock, bytes, false),
     }
 }
 

@@ -20,7 +20,7 @@ if [[ -n "${RINGSERVE_ARGS:-}" ]]; then
     COMMAND_LINE="RINGSERVE_ARGS=$(shell_quote "$RINGSERVE_ARGS") $COMMAND_LINE"
 fi
 
-ALL_SERVERS="ringserve ringserve-epoll ringserve-static nginx nginx-nocork lighttpd floor"
+ALL_SERVERS="ringserve ringserve-epoll ringserve-static nginx nginx-nocork lighttpd floor floor-sendfile"
 MUSL_TARGET=x86_64-unknown-linux-musl
 ALL_SCENARIOS="small small-files large large-paced large-sink range churn idle10k https-small https-large https-churn"
 
@@ -60,9 +60,13 @@ Options:
                       'tcp_nopush on' stalls 64 KiB ranges on delayed ACKs
                       floor = the cheapest responder one can write (examples/floor.rs: one
                       fixed 1 KiB answer from memory, one send per request head; in range,
-                      a 206 head with MSG_MORE and one sendfile of the range), the floor no
+                      a 206 head with send and one sendfile of the range), the floor no
                       file server can go below; it runs small, small-files, churn and range
                       only, and every server's cost there is also printed as a ratio to it
+                      floor-sendfile = the same floor with its answers in a memfd, each sent
+                      with one sendfile: the cheapest responder whose answer bytes never pass
+                      through user space, as ringserve's file bodies never do (small,
+                      small-files and churn only; a ratio to it is printed too)
   --scenarios LIST    comma-separated (default: $SCENARIOS)
                         small        wrk -c64, GET /1k.bin, keep-alive
                         small-files  wrk -c64, random one of /small/0..999.bin (1 KiB each)
@@ -195,9 +199,16 @@ fi
 
 uses() { [[ ",$SERVERS," == *",$1,"* ]]; }
 uses_ringserve() { uses ringserve || uses ringserve-epoll || uses ringserve-static; }
+uses_floor() { uses floor || uses floor-sendfile; }
 # The floor answers one fixed 1 KiB response to everything, and 64 KiB ranges of 100m.bin in the
 # range scenario: only where that is the right answer.
-runs_in() { [[ $1 != floor ]] || [[ " small small-files churn range " == *" $2 "* ]]; }
+runs_in() {
+    case $1 in
+        floor) [[ " small small-files churn range " == *" $2 "* ]] ;;
+        floor-sendfile) [[ " small small-files churn " == *" $2 "* ]] ;;
+        *) true ;;
+    esac
+}
 has_scenario() { [[ ",$SCENARIOS," == *",$1,"* ]]; }
 has_https() { [[ ",$SCENARIOS," == *",https-"* ]]; }
 TLS=0    # 1 while an https-* scenario runs: the servers then serve HTTPS on their port
@@ -317,7 +328,7 @@ build_ringserve() {
             || die "cargo build --release --target $MUSL_TARGET failed"
     fi
     FLOOR_BIN="$ROOT/target/release/examples/floor"
-    if (( BUILD )) && uses floor; then
+    if (( BUILD )) && uses_floor; then
         say "cargo build --release --example floor"
         (cd "$ROOT" && cargo build --release --example floor >&2) || die "building the floor failed"
     fi
@@ -328,7 +339,7 @@ build_ringserve() {
     fi
     if has_scenario large-sink && [[ ! -x "$SINK_BIN" ]]; then die "$SINK_BIN not found"; fi
     local bins=() bin
-    if uses floor; then bins+=("$FLOOR_BIN"); fi
+    if uses_floor; then bins+=("$FLOOR_BIN"); fi
     if uses ringserve || uses ringserve-epoll; then bins+=("$RINGSERVE_BIN"); fi
     if uses ringserve-static; then bins+=("$RINGSERVE_STATIC_BIN"); fi
     for bin in ${bins[@]+"${bins[@]}"}; do
@@ -505,6 +516,8 @@ start_server() {    # start_server NAME PORT TAG
         floor)
             SERVER_CMD=("$FLOOR_BIN" "127.0.0.1:$port")
             if [[ $tag == range ]]; then SERVER_CMD+=("$CORPUS/100m.bin"); fi ;;
+        floor-sendfile)
+            SERVER_CMD=("$FLOOR_BIN" --sendfile "127.0.0.1:$port") ;;
     esac
     echo "+ ${SERVER_CMD[*]}" >"$log"
     taskset -c "$SERVER_CPU" "${SERVER_CMD[@]}" >>"$log" 2>&1 </dev/null 9>&- &
@@ -547,7 +560,7 @@ sanity_check() {    # once per server and invocation; problems become warnings i
     local name=$1
     [[ -n "${SERVER_PID[$name]:-}" && -z "${CHECKED[$name]:-}" ]] || return 0
     (( TLS )) && return 0    # the helper's check speaks plain HTTP
-    [[ $name == floor ]] && return 0    # it serves no files
+    [[ $name == floor* ]] && return 0    # it serves no files
     CHECKED[$name]=1
     if ! "${HELPER[@]}" check --port "${SERVER_PORT[$name]}" --corpus "$CORPUS" 2>"$WORK/check.err"; then
         cat "$WORK/check.err" >&2
@@ -748,6 +761,7 @@ version_of() {
         nginx|nginx-nocork) nginx -v 2>&1 | sed 's/^nginx version: //' ;;
         lighttpd) lighttpd -v 2>&1 | head -n1 | awk '{print $1}' ;;
         floor) echo "examples/floor.rs" ;;
+        floor-sendfile) echo "examples/floor.rs --sendfile" ;;
         wrk) wrk -v 2>&1 | head -n1 | awk '{print $1, $2}' ;;
     esac
 }

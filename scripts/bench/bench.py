@@ -668,9 +668,9 @@ def cmd_report(a):
     idle = [json.loads(l) for l in open(a.idle) if l.strip()] if a.idle and os.path.exists(a.idle) else []
 
     refs = [s for s in servers if s.startswith("ringserve")] or servers[:1]
-    # The floor (examples/floor.rs) is no peer: every server's cost is set against it instead.
-    floor = "floor" if "floor" in servers else None
-    peers = [s for s in servers if s not in refs and s != floor]
+    # The floors (examples/floor.rs) are no peers: every server's cost is set against them.
+    floors = [s for s in ("floor", "floor-sendfile") if s in servers]
+    peers = [s for s in servers if s not in refs and s not in floors]
 
     # medians per (scenario, server)
     cell = {}
@@ -719,8 +719,11 @@ def cmd_report(a):
       "for cost lower is better, for throughput (req/s; MiB/s for `large`) higher is better. "
       "**cost ÷ floor** (small, small-files, churn, range) = each server's srv cost ÷ that of the "
       "floor, the cheapest responder one can write (`examples/floor.rs`: a fixed 1 KiB answer from "
-      "memory, one send per request head; for range, a 206 head sent with MSG_MORE and one "
-      "sendfile of the range): 1.00× is as cheap as serving can get.")
+      "memory, one send per request head; for range, a 206 head sent with send and one "
+      "sendfile of the range): 1.00× is as cheap as serving can get. **cost ÷ floor-sendfile** "
+      "(small, small-files, churn) = the same against the floor with its answer in a memfd, sent "
+      "with one sendfile per request: the cheapest responder whose answer bytes never pass through "
+      "user space, as ringserve's file bodies never do.")
     notes = []
     if a.notes and os.path.exists(a.notes):
         notes = [l.rstrip() for l in open(a.notes) if l.strip()]
@@ -747,8 +750,7 @@ def cmd_report(a):
     hdr = ["scenario", "server", "req/s", "MiB/s", "p50", "p99", "srv cost", "proc cost",
            "srv busy", "cli busy", "others", "peak RSS"]
     ratio_hdr = [f"cost ÷ {p}" for p in peers] + [f"thr ÷ {p}" for p in peers]
-    if floor:
-        ratio_hdr.append("cost ÷ floor")
+    ratio_hdr += [f"cost ÷ {f}" for f in floors]
     hdr += ratio_hdr + ["errors"]
     w("| " + " | ".join(hdr) + " |")
     w("|" + "|".join(["---", "---"] + ["--:"] * (len(hdr) - 2)) + "|")
@@ -781,8 +783,8 @@ def cmd_report(a):
                 else:
                     cr.append("–")
                     tr.append("–")
-            if floor:
-                fm = cell.get((sc, floor))
+            for f in floors:
+                fm = cell.get((sc, f))
                 if fm and fm["runs"] and m["srv_cost"] and fm["srv_cost"]:
                     tr.append(f"{m['srv_cost'] / fm['srv_cost']:.2f}×")
                 else:
