@@ -1,10 +1,12 @@
 //! The most downloaded files: a per-worker Space-Saving list, published at most once a
 //! second, merged by canonical path when read.
 
-use std::collections::hash_map::{Entry, HashMap, RandomState};
+use std::collections::hash_map::{Entry, HashMap};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use foldhash::fast::RandomState;
 
 use crate::http::path::{canonical_path, split_query};
 
@@ -26,7 +28,9 @@ pub(super) const MAX_KEY: usize = 1024;
 /// allocates nothing once every slot is in use: an evicted slot's buffer takes the new path
 /// (growing only for a path longer than any it held). With many more distinct files than
 /// counters that is most requests. Two paths with the same keyed hash would share a counter,
-/// which for random keys and 64 bits does not happen in practice.
+/// which for random keys and 64 bits does not happen in practice. The hash is foldhash, a
+/// third of std's SipHash per request: a client that found collisions without knowing the keys
+/// could at worst merge two paths' counts, in a table of `2 × capacity` entries.
 pub struct TopFiles {
     pub(super) capacity: usize,
     pub(super) hasher: RandomState,
@@ -34,7 +38,7 @@ pub struct TopFiles {
     pub(super) heap: Vec<(u64, usize)>,
     pub(super) slots: Vec<Slot>,
     /// Path hash to slot.
-    pub(super) index: HashMap<u64, usize>,
+    pub(super) index: HashMap<u64, usize, RandomState>,
     pub(super) changed: bool,
     pub(super) published: Option<Instant>,
 }
@@ -57,12 +61,12 @@ impl TopFiles {
         let capacity = capacity.max(1);
         TopFiles {
             capacity,
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
             heap: Vec::with_capacity(capacity),
             slots: Vec::with_capacity(capacity),
             // Twice the room: evictions leave tombstones, and a table at most half full
             // clears them in place instead of growing.
-            index: HashMap::with_capacity(2 * capacity),
+            index: HashMap::with_capacity_and_hasher(2 * capacity, Default::default()),
             changed: false,
             published: None,
         }
