@@ -9,6 +9,7 @@ use super::range::ByteRange;
 use super::Chunk;
 
 /// Appends `name: value\r\n`.
+#[inline]
 pub fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
@@ -17,6 +18,7 @@ pub fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 }
 
 /// Appends `name: <decimal v>\r\n`, e.g. `Content-Length`.
+#[inline]
 pub fn header_u64(out: &mut Vec<u8>, name: &[u8], v: u64) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
