@@ -39,25 +39,52 @@ pub fn parse(value: &[u8]) -> Option<Authority<'_>> {
     Some(Authority { host, port })
 }
 
+/// Bytes a reg-name holds as they are (RFC 3986 §3.2.2: unreserved and sub-delims), as a
+/// table: a `match` on each byte compiled to an indirect jump per byte.
+const REG_NAME_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            );
+        b += 1;
+    }
+    table
+};
+
 /// Whether `name` is a reg-name: unreserved, sub-delims and well-formed `%XX` only.
 fn reg_name(name: &[u8]) -> bool {
     let mut i = 0;
     while i < name.len() {
-        match name[i] {
-            b'%' => {
-                let hex = name.get(i + 1..i + 3);
-                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                    return false;
-                }
-                i += 3;
-                continue;
-            }
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => {}
-            b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+'
-            | b',' | b';' | b'=' => {}
-            _ => return false,
+        let b = name[i];
+        if REG_NAME_BYTES[usize::from(b)] {
+            i += 1;
+        } else if b == b'%'
+            && name
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+        {
+            i += 3;
+        } else {
+            return false;
         }
-        i += 1;
     }
     true
 }

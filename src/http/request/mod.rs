@@ -406,7 +406,7 @@ fn valid_host(host: &[u8]) -> bool {
 }
 
 /// Header fields the parser acts on.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Field {
     Host,
     ContentLength,
@@ -427,30 +427,37 @@ enum Field {
     WantContentDigest,
 }
 
-const FIELDS: [(&str, Field); 17] = [
-    ("host", Field::Host),
-    ("content-length", Field::ContentLength),
-    ("transfer-encoding", Field::TransferEncoding),
-    ("connection", Field::Connection),
-    ("range", Field::Range),
-    ("if-range", Field::IfRange),
-    ("if-match", Field::IfMatch),
-    ("if-none-match", Field::IfNoneMatch),
-    ("if-modified-since", Field::IfModifiedSince),
-    ("if-unmodified-since", Field::IfUnmodifiedSince),
-    ("referer", Field::Referer),
-    ("user-agent", Field::UserAgent),
-    ("accept", Field::Accept),
-    ("accept-encoding", Field::AcceptEncoding),
-    ("expect", Field::Expect),
-    ("want-repr-digest", Field::WantReprDigest),
-    ("want-content-digest", Field::WantContentDigest),
-];
-
+/// The field `name` names (case-insensitively), if the parser acts on it. The names are
+/// grouped by length, so that a field line is compared with one or two names rather than all.
 fn classify(name: &str) -> Option<Field> {
-    FIELDS
+    use Field::*;
+    let candidates: &[(&str, Field)] = match name.len() {
+        4 => &[("host", Host)],
+        5 => &[("range", Range)],
+        6 => &[("accept", Accept), ("expect", Expect)],
+        7 => &[("referer", Referer)],
+        8 => &[("if-range", IfRange), ("if-match", IfMatch)],
+        10 => &[("connection", Connection), ("user-agent", UserAgent)],
+        13 => &[("if-none-match", IfNoneMatch)],
+        14 => &[("content-length", ContentLength)],
+        15 => &[("accept-encoding", AcceptEncoding)],
+        16 => &[("want-repr-digest", WantReprDigest)],
+        17 => &[
+            ("transfer-encoding", TransferEncoding),
+            ("if-modified-since", IfModifiedSince),
+        ],
+        19 => &[
+            ("if-unmodified-since", IfUnmodifiedSince),
+            ("want-content-digest", WantContentDigest),
+        ],
+        _ => &[],
+    };
+    // The names are lowercase letters and `-`: a byte of a token (httparse checked the name)
+    // with bit 5 set equals one of them only if it is that letter in either case, or `-`.
+    let name = name.as_bytes();
+    candidates
         .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .find(|(n, _)| n.bytes().zip(name).all(|(l, &c)| l == c | 0x20))
         .map(|&(_, f)| f)
 }
 

@@ -22,6 +22,45 @@ fn invalid(head: &[u8]) -> Status {
 }
 
 #[test]
+fn every_field_acted_on_is_recognised_in_any_case() {
+    use Field::*;
+    let fields = [
+        ("Host", Host),
+        ("Content-Length", ContentLength),
+        ("Transfer-Encoding", TransferEncoding),
+        ("Connection", Connection),
+        ("Range", Range),
+        ("If-Range", IfRange),
+        ("If-Match", IfMatch),
+        ("If-None-Match", IfNoneMatch),
+        ("If-Modified-Since", IfModifiedSince),
+        ("If-Unmodified-Since", IfUnmodifiedSince),
+        ("Referer", Referer),
+        ("User-Agent", UserAgent),
+        ("Accept", Accept),
+        ("Accept-Encoding", AcceptEncoding),
+        ("Expect", Expect),
+        ("Want-Repr-Digest", WantReprDigest),
+        ("Want-Content-Digest", WantContentDigest),
+    ];
+    for (name, field) in fields {
+        assert_eq!(classify(name), Some(field), "{name}");
+        assert_eq!(classify(&name.to_ascii_uppercase()), Some(field), "{name}");
+        assert_eq!(classify(&name.to_ascii_lowercase()), Some(field), "{name}");
+    }
+    for other in [
+        "Hosts",
+        "X-Host",
+        "Accept-Language",
+        "Cookie",
+        "",
+        "If-None-Matcz",
+    ] {
+        assert_eq!(classify(other), None, "{other}");
+    }
+}
+
+#[test]
 fn simple_get() {
     let head = "GET /a/b.txt?x=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: curl/8\r\n\r\n";
     let req = ok(head);
