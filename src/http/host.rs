@@ -104,6 +104,41 @@ fn port(digits: &[u8]) -> Option<Option<u16>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// RFC 3986's reg-name, spelled out byte by byte: what the table must agree with.
+    fn reg_name_by_the_grammar(name: &[u8]) -> bool {
+        let mut i = 0;
+        while i < name.len() {
+            let b = name[i];
+            if b == b'%' {
+                match name.get(i + 1..i + 3) {
+                    Some(h) if h.iter().all(u8::is_ascii_hexdigit) => i += 3,
+                    _ => return false,
+                }
+            } else if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b) {
+                i += 1;
+            } else {
+                return false;
+            }
+        }
+        true
+    }
+
+    proptest! {
+        #[test]
+        fn reg_name_matches_the_grammar(name in proptest::collection::vec(any::<u8>(), 0..24)) {
+            prop_assert_eq!(reg_name(&name), reg_name_by_the_grammar(&name));
+        }
+
+        #[test]
+        fn reg_name_matches_the_grammar_on_likely_bytes(
+            name in proptest::collection::vec(
+                proptest::sample::select(b"aZ09-._~!%%fF:@ []/\\\x7f\x80".to_vec()), 0..24)
+        ) {
+            prop_assert_eq!(reg_name(&name), reg_name_by_the_grammar(&name));
+        }
+    }
 
     fn host_port(value: &str) -> Option<(&str, Option<u16>)> {
         parse(value.as_bytes()).map(|a| (std::str::from_utf8(a.host).unwrap(), a.port))
