@@ -9,7 +9,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::thread::{self, JoinHandle};
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -45,6 +45,14 @@ fn moved(mut op: impl FnMut() -> io::Result<usize>) -> usize {
     }
 }
 
+/// Sends the first `len` bytes of `file` on `tx`, however many calls it takes.
+fn sendfile_all(tx: BorrowedFd<'_>, file: BorrowedFd<'_>, len: usize) {
+    let mut at = 0;
+    while at < len {
+        at += moved(|| sys::sendfile(tx, file, at as u64, (len - at) as u64));
+    }
+}
+
 fn send_paths(c: &mut Criterion) {
     let mut group = c.benchmark_group("send_paths");
     for size in [1024, 16 * 1024] {
@@ -58,11 +66,7 @@ fn send_paths(c: &mut Criterion) {
                 while done < HEAD.len() {
                     done += moved(|| sys::send(tx.as_fd(), &HEAD[done..], true));
                 }
-                let mut at = 0;
-                while at < size {
-                    let left = (size - at) as u64;
-                    at += moved(|| sys::sendfile(tx.as_fd(), file.as_fd(), at as u64, left));
-                }
+                sendfile_all(tx.as_fd(), file.as_fd(), size);
             });
             drop(tx);
             drain.join().unwrap();
@@ -70,19 +74,10 @@ fn send_paths(c: &mut Criterion) {
 
         group.bench_function(format!("sendfile of a memfd {size}"), |b| {
             let (tx, drain) = pair();
-            let memfd =
-                rustix::fs::memfd_create("prebuilt", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
-            let mut copy = std::fs::File::from(memfd);
+            let mut copy = sys::memfd("prebuilt").unwrap();
             copy.write_all(HEAD).unwrap();
             copy.write_all(&vec![b'x'; size]).unwrap();
-            let total = HEAD.len() + size;
-            b.iter(|| {
-                let mut at = 0;
-                while at < total {
-                    let left = (total - at) as u64;
-                    at += moved(|| sys::sendfile(tx.as_fd(), copy.as_fd(), at as u64, left));
-                }
-            });
+            b.iter(|| sendfile_all(tx.as_fd(), copy.as_fd(), HEAD.len() + size));
             drop(tx);
             drain.join().unwrap();
         });
