@@ -59,9 +59,9 @@ const FD_SHARE: usize = 16;
 
 /// A worker's prebuilt responses.
 pub struct Prebuilt {
-    /// Entry of each file version, by hash of its tag. Foldhash rather than std's SipHash (a
-    /// third of the cost per lookup): the tags are those of files on disk, not chosen by a
-    /// client, and two with the same hash only leave one of them without a copy.
+    /// Entry of each file version, by hash of its tag. Foldhash rather than std's SipHash
+    /// (cheaper per lookup): the tags are those of files on disk, not chosen by a client, and
+    /// two with the same hash only leave one of them without a copy.
     index: HashMap<u64, u32, RandomState>,
     hasher: RandomState,
     /// Entries; those of `free` are unused. Grown to the largest hot set seen (at most

@@ -28,9 +28,9 @@ pub(super) const MAX_KEY: usize = 1024;
 /// allocates nothing once every slot is in use: an evicted slot's buffer takes the new path
 /// (growing only for a path longer than any it held). With many more distinct files than
 /// counters that is most requests. Two paths with the same keyed hash would share a counter,
-/// which for random keys and 64 bits does not happen in practice. The hash is foldhash, a
-/// third of std's SipHash per request: a client that found collisions without knowing the keys
-/// could at worst merge two paths' counts, in a table of `2 × capacity` entries.
+/// which for random keys and 64 bits does not happen in practice. The hash is foldhash,
+/// cheaper than std's SipHash per request: a client that found collisions without knowing the
+/// keys could at worst merge two paths' counts, in a table of `2 × capacity` entries.
 pub struct TopFiles {
     pub(super) capacity: usize,
     pub(super) hasher: RandomState,
